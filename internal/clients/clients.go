@@ -1,0 +1,113 @@
+// Package clients is the registry of SMART apps, read from the
+// configuration file: their type, redirect URIs, allowed scopes, secrets
+// (kept only as SHA-256 hashes) and refresh policy.
+package clients
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/smartgate/smartgate/internal/config"
+	"github.com/smartgate/smartgate/internal/scope"
+)
+
+// Client is one registered app.
+type Client struct {
+	ID           string
+	Name         string
+	Type         config.ClientType
+	RedirectURIs []string
+	Allowed      scope.List
+	Policy       config.RefreshPolicy
+	secretHash   []byte // SHA-256 of the secret, confidential clients only
+}
+
+// Public reports whether the client cannot keep a secret.
+func (c *Client) Public() bool { return c.Type == config.ClientPublic }
+
+// Registry finds clients by id. It is read-only after New.
+type Registry struct {
+	byID map[string]*Client
+}
+
+// New builds the registry from a validated configuration.
+func New(cfg *config.Config) *Registry {
+	r := &Registry{byID: map[string]*Client{}}
+	for i := range cfg.Clients {
+		cc := &cfg.Clients[i]
+		allowed, _ := scope.ParseList(strings.Join(cc.Scopes, " "))
+		c := &Client{
+			ID:           cc.ClientID,
+			Name:         cc.Name,
+			Type:         cc.Type,
+			RedirectURIs: cc.RedirectURIs,
+			Allowed:      allowed,
+			Policy:       cfg.PolicyFor(cc),
+		}
+		switch {
+		case cc.ClientSecretSHA256 != "":
+			c.secretHash, _ = hex.DecodeString(cc.ClientSecretSHA256)
+		case cc.ClientSecret != "":
+			sum := sha256.Sum256([]byte(cc.ClientSecret))
+			c.secretHash = sum[:]
+		}
+		r.byID[c.ID] = c
+	}
+	return r
+}
+
+// Lookup returns the client or nil.
+func (r *Registry) Lookup(id string) *Client { return r.byID[id] }
+
+// Add registers a client at run time (demo mode and tests).
+func (r *Registry) Add(c *Client, secret string) {
+	if secret != "" {
+		sum := sha256.Sum256([]byte(secret))
+		c.secretHash = sum[:]
+	}
+	r.byID[c.ID] = c
+}
+
+// CheckSecret compares a presented secret with the registered one in
+// constant time. Clients without a secret never pass.
+func (c *Client) CheckSecret(secret string) bool {
+	if len(c.secretHash) == 0 {
+		return false
+	}
+	sum := sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(sum[:], c.secretHash) == 1
+}
+
+// RedirectURIAllowed reports whether uri is registered for the client.
+// Matching is by exact string, with one exception from RFC 8252 §7.3: a
+// registered http redirect URI on a loopback IP literal matches the same
+// URI on any port, because native apps get their port from the OS.
+func (c *Client) RedirectURIAllowed(uri string) bool {
+	for _, r := range c.RedirectURIs {
+		if r == uri {
+			return true
+		}
+	}
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || u.Port() == "" || u.User != nil || u.Fragment != "" {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	if ip == nil || !ip.IsLoopback() {
+		return false
+	}
+	for _, r := range c.RedirectURIs {
+		ru, err := url.Parse(r)
+		if err != nil || ru.Scheme != "http" || ru.Port() != "" || ru.Hostname() != u.Hostname() {
+			continue
+		}
+		if ru.Path == u.Path && ru.RawQuery == u.RawQuery && ru.RawPath == u.RawPath {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,159 @@
+package config
+
+import "time"
+
+// Config is the whole configuration file. Every key is documented in
+// config.example.yaml at the repository root; a test keeps the two in step.
+type Config struct {
+	Server        Server          `yaml:"server"`
+	Upstream      Upstream        `yaml:"upstream"`
+	Redis         Redis           `yaml:"redis"`
+	FHIR          FHIR            `yaml:"fhir"`
+	Keys          Keys            `yaml:"keys"`
+	Tokens        Tokens          `yaml:"tokens"`
+	RefreshPolicy RefreshPolicies `yaml:"refresh_policy"`
+	Clients       []Client        `yaml:"clients"`
+	Consent       Consent         `yaml:"consent"`
+	Log           Log             `yaml:"log"`
+}
+
+// Server holds the public listener and the gateway's own identity.
+type Server struct {
+	// Listen is the address of the public listener, host:port.
+	Listen string `yaml:"listen"`
+	// PublicURL is the gateway's issuer: the origin (and optional path)
+	// under which apps reach /authorize, /token and discovery.
+	PublicURL string `yaml:"public_url"`
+	// CookieSecret signs the browser session cookie. At least 32 bytes.
+	CookieSecret     string `yaml:"cookie_secret"`
+	CookieSecretFile string `yaml:"cookie_secret_file"`
+	// TLSCertFile and TLSKeyFile make the gateway serve HTTPS itself.
+	// Without them it serves plain HTTP, for a TLS-terminating proxy in front.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// InsecureAllowHTTP allows a public_url with the http scheme on a host
+	// other than loopback. OAuth 2.0 requires TLS; this is for labs only.
+	InsecureAllowHTTP bool `yaml:"insecure_allow_http"`
+}
+
+// Upstream describes the identity provider smartgate logs users in at.
+type Upstream struct {
+	Issuer           string       `yaml:"issuer"`
+	ClientID         string       `yaml:"client_id"`
+	ClientSecret     string       `yaml:"client_secret"`
+	ClientSecretFile string       `yaml:"client_secret_file"`
+	Scopes           []string     `yaml:"scopes"`
+	Claims           ClaimMapping `yaml:"claims"`
+}
+
+// ClaimMapping names the upstream ID token claims that carry the SMART
+// context of the user.
+type ClaimMapping struct {
+	// Patient is the claim holding the user's own FHIR Patient id.
+	Patient string `yaml:"patient"`
+	// Name is the claim holding the display name shown on the consent page.
+	Name string `yaml:"name"`
+	// FHIRUser lists templates for the fhirUser claim, tried in order. A
+	// template such as "Patient/{patient_id}" takes the value of the claim
+	// between braces; a template whose claim is missing is skipped.
+	FHIRUser []string `yaml:"fhir_user"`
+}
+
+// Redis locates the Redis server that holds all state.
+type Redis struct {
+	Addr         string `yaml:"addr"`
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	DB           int    `yaml:"db"`
+	KeyPrefix    string `yaml:"key_prefix"`
+}
+
+// FHIR lists the FHIR servers this gateway protects.
+type FHIR struct {
+	// BaseURLs are the FHIR base URLs accepted as the aud parameter.
+	BaseURLs []string `yaml:"base_urls"`
+}
+
+// Keys names the PEM files of the signing keys.
+type Keys struct {
+	// AccessTokenFile signs access tokens: an EC P-256 key (ES256),
+	// EC P-384 key (ES384) or RSA key (RS256).
+	AccessTokenFile string `yaml:"access_token_file"`
+	// IDTokenFile signs OpenID Connect ID tokens; an RSA key (RS256).
+	IDTokenFile string `yaml:"id_token_file"`
+	// PublishedFiles are older public or private keys that stay in /jwks
+	// so that tokens signed before a key rotation still verify.
+	PublishedFiles []string `yaml:"published_files"`
+}
+
+// Tokens sets the lifetimes of short-lived artifacts.
+type Tokens struct {
+	AccessTokenLifetime   time.Duration `yaml:"access_token_lifetime"`
+	IDTokenLifetime       time.Duration `yaml:"id_token_lifetime"`
+	CodeLifetime          time.Duration `yaml:"code_lifetime"`
+	AuthorizationLifetime time.Duration `yaml:"authorization_lifetime"`
+}
+
+// RefreshPolicies holds the refresh token policy of each client type.
+type RefreshPolicies struct {
+	Public                RefreshPolicy `yaml:"public"`
+	ConfidentialSymmetric RefreshPolicy `yaml:"confidential_symmetric"`
+}
+
+// RefreshPolicy decides how refresh tokens of one client type behave.
+// A zero field takes the default of the client type.
+type RefreshPolicy struct {
+	// Rotation issues a new refresh token on every use. Always on for
+	// public clients.
+	Rotation *bool `yaml:"rotation"`
+	// GraceWindow is how long a rotated-out token may still be used once,
+	// for a client that lost the response to its refresh.
+	GraceWindow time.Duration `yaml:"grace_window"`
+	// IdleTimeout ends a refresh token family that is not used for this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// AbsoluteLifetime ends a family this long after the consent, however
+	// often it is used. Zero means no absolute limit.
+	AbsoluteLifetime time.Duration `yaml:"absolute_lifetime"`
+}
+
+// ClientType is the SMART client profile of a registered app.
+type ClientType string
+
+const (
+	ClientPublic                ClientType = "public"
+	ClientConfidentialSymmetric ClientType = "confidential-symmetric"
+)
+
+// Client is one registered SMART app.
+type Client struct {
+	ClientID     string     `yaml:"client_id"`
+	Name         string     `yaml:"name"`
+	Type         ClientType `yaml:"type"`
+	RedirectURIs []string   `yaml:"redirect_uris"`
+	// Scopes are the scopes this client may be granted, as patterns:
+	// "patient/*.rs" allows patient/Observation.rs and patient/Observation.read.
+	Scopes []string `yaml:"scopes"`
+	// ClientSecretSHA256 is the hex SHA-256 of the client secret, so that
+	// the file need not hold the secret. ClientSecret and ClientSecretFile
+	// give the secret itself.
+	ClientSecretSHA256 string `yaml:"client_secret_sha256"`
+	ClientSecret       string `yaml:"client_secret"`
+	ClientSecretFile   string `yaml:"client_secret_file"`
+	// RefreshPolicy overrides the policy of the client's type.
+	RefreshPolicy RefreshPolicy `yaml:"refresh_policy"`
+}
+
+// Consent holds the hospital's branding on the consent page.
+type Consent struct {
+	HospitalName string `yaml:"hospital_name"`
+	LogoURL      string `yaml:"logo_url"`
+	// AccentColor is a CSS hex colour such as "#005ea2".
+	AccentColor string `yaml:"accent_color"`
+}
+
+// Log chooses the log format and level.
+type Log struct {
+	Format string `yaml:"format"`
+	Level  string `yaml:"level"`
+}

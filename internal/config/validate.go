@@ -1,0 +1,360 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/smartgate/smartgate/internal/scope"
+)
+
+// Defaults of values the file may leave out.
+const (
+	DefaultListen                = "127.0.0.1:8080"
+	DefaultKeyPrefix             = "sg:"
+	DefaultAccessTokenLifetime   = 30 * time.Minute
+	DefaultIDTokenLifetime       = 5 * time.Minute
+	DefaultCodeLifetime          = 60 * time.Second
+	DefaultAuthorizationLifetime = 10 * time.Minute
+	DefaultGraceWindow           = 10 * time.Second
+	// DefaultIdleTimeout meets the US certification expectation of refresh
+	// tokens valid for at least three months, restarted by every refresh.
+	DefaultIdleTimeout  = 90 * 24 * time.Hour
+	DefaultPatientClaim = "patient_id"
+	DefaultNameClaim    = "name"
+)
+
+// ApplyDefaults fills every value the file left empty.
+func ApplyDefaults(c *Config) {
+	if c.Server.Listen == "" {
+		c.Server.Listen = DefaultListen
+	}
+	if len(c.Upstream.Scopes) == 0 {
+		c.Upstream.Scopes = []string{"openid", "profile"}
+	}
+	if c.Upstream.Claims.Patient == "" {
+		c.Upstream.Claims.Patient = DefaultPatientClaim
+	}
+	if c.Upstream.Claims.Name == "" {
+		c.Upstream.Claims.Name = DefaultNameClaim
+	}
+	if c.Upstream.Claims.FHIRUser == nil {
+		c.Upstream.Claims.FHIRUser = []string{"Patient/{" + c.Upstream.Claims.Patient + "}"}
+	}
+	if c.Redis.KeyPrefix == "" {
+		c.Redis.KeyPrefix = DefaultKeyPrefix
+	}
+	t := &c.Tokens
+	setDuration(&t.AccessTokenLifetime, DefaultAccessTokenLifetime)
+	setDuration(&t.IDTokenLifetime, DefaultIDTokenLifetime)
+	setDuration(&t.CodeLifetime, DefaultCodeLifetime)
+	setDuration(&t.AuthorizationLifetime, DefaultAuthorizationLifetime)
+	c.RefreshPolicy.Public.fill(RefreshPolicy{})
+	c.RefreshPolicy.ConfidentialSymmetric.fill(RefreshPolicy{})
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Consent.HospitalName == "" {
+		c.Consent.HospitalName = "Your hospital"
+	}
+}
+
+func setDuration(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+// fill sets each empty field from base, then from the built-in defaults.
+func (p *RefreshPolicy) fill(base RefreshPolicy) {
+	if p.Rotation == nil {
+		p.Rotation = base.Rotation
+	}
+	setDuration(&p.GraceWindow, base.GraceWindow)
+	setDuration(&p.IdleTimeout, base.IdleTimeout)
+	setDuration(&p.AbsoluteLifetime, base.AbsoluteLifetime)
+	setDuration(&p.GraceWindow, DefaultGraceWindow)
+	setDuration(&p.IdleTimeout, DefaultIdleTimeout)
+}
+
+// PolicyFor returns the refresh policy of a client: its own overrides on
+// top of its type's policy. Public clients always rotate.
+func (c *Config) PolicyFor(cl *Client) RefreshPolicy {
+	base := c.RefreshPolicy.ConfidentialSymmetric
+	if cl.Type == ClientPublic {
+		base = c.RefreshPolicy.Public
+	}
+	p := cl.RefreshPolicy
+	p.fill(base)
+	rotate := p.Rotation != nil && *p.Rotation
+	if cl.Type == ClientPublic {
+		rotate = true
+	}
+	p.Rotation = &rotate
+	return p
+}
+
+var (
+	clientIDText = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
+	hexColor     = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
+	claimName    = regexp.MustCompile(`\{([^{}]+)\}`)
+)
+
+// Validate checks a decoded configuration and returns every problem, each
+// with its key path and line. It reads no file and opens no connection.
+func Validate(c *Config, lines map[string]int) []Problem {
+	v := validator{lines: lines}
+	v.server(c)
+	v.upstream(c)
+	if c.Redis.Addr == "" {
+		v.add("redis.addr", "missing; set the host:port of the Redis server")
+	}
+	if len(c.FHIR.BaseURLs) == 0 {
+		v.add("fhir.base_urls", "missing; list the FHIR base URLs that apps may name as aud")
+	}
+	for i, u := range c.FHIR.BaseURLs {
+		v.absoluteURL(fmt.Sprintf("fhir.base_urls[%d]", i), u, c.Server.InsecureAllowHTTP)
+		if strings.HasSuffix(u, "/") {
+			v.add(fmt.Sprintf("fhir.base_urls[%d]", i), "must not end with /; apps send the base URL without it")
+		}
+	}
+	if c.Keys.AccessTokenFile == "" {
+		v.add("keys.access_token_file", "missing; name a PEM file with an EC P-256 key (openssl ecparam -name prime256v1 -genkey -noout)")
+	}
+	if c.Keys.IDTokenFile == "" {
+		v.add("keys.id_token_file", "missing; name a PEM file with an RSA key of 2048 bits or more (openssl genrsa 2048)")
+	}
+	v.tokens(c.Tokens)
+	v.policy("refresh_policy.public", c.RefreshPolicy.Public, true)
+	v.policy("refresh_policy.confidential_symmetric", c.RefreshPolicy.ConfidentialSymmetric, false)
+	v.clients(c)
+	if c.Consent.AccentColor != "" && !hexColor.MatchString(c.Consent.AccentColor) {
+		v.add("consent.accent_color", fmt.Sprintf("%q is not a colour like #005ea2", c.Consent.AccentColor))
+	}
+	if c.Consent.LogoURL != "" {
+		v.absoluteURL("consent.logo_url", c.Consent.LogoURL, true)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		v.add("log.format", fmt.Sprintf("%q is not json or text", c.Log.Format))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.add("log.level", fmt.Sprintf("%q is not debug, info, warn or error", c.Log.Level))
+	}
+	return v.problems
+}
+
+type validator struct {
+	lines    map[string]int
+	problems []Problem
+}
+
+func (v *validator) add(path, msg string) {
+	line := v.lines[path]
+	// Report a missing key at its section when the section is there.
+	for p := path; line == 0 && p != ""; {
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+		line = v.lines[p]
+	}
+	v.problems = append(v.problems, Problem{Path: path, Line: line, Message: msg})
+}
+
+func (v *validator) absoluteURL(path, raw string, allowHTTP bool) *url.URL {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		v.add(path, fmt.Sprintf("%q is not an absolute http(s) URL", raw))
+		return nil
+	}
+	if u.Scheme == "http" && !allowHTTP && !isLoopback(u.Hostname()) {
+		v.add(path, fmt.Sprintf("%q uses http; use https, or set server.insecure_allow_http for a lab", raw))
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		v.add(path, fmt.Sprintf("%q must not have a query or fragment", raw))
+	}
+	return u
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (v *validator) server(c *Config) {
+	s := c.Server
+	if s.PublicURL == "" {
+		v.add("server.public_url", "missing; set the URL apps use to reach the gateway, such as https://smart.example.org")
+	} else if u := v.absoluteURL("server.public_url", s.PublicURL, s.InsecureAllowHTTP); u != nil && strings.HasSuffix(u.Path, "/") {
+		v.add("server.public_url", "must not end with /")
+	}
+	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+		v.add("server.listen", fmt.Sprintf("%q is not host:port", s.Listen))
+	}
+	if len(s.CookieSecret) < 32 {
+		v.add("server.cookie_secret", "must be at least 32 characters; generate one with: openssl rand -base64 48")
+	}
+	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
+		v.add("server.tls_cert_file", "set both tls_cert_file and tls_key_file, or neither")
+	}
+}
+
+func (v *validator) upstream(c *Config) {
+	u := c.Upstream
+	if u.Issuer == "" {
+		v.add("upstream.issuer", "missing; set the issuer URL of the identity provider, such as https://idp.example.org/realms/hospital")
+	} else {
+		v.absoluteURL("upstream.issuer", u.Issuer, c.Server.InsecureAllowHTTP)
+	}
+	if u.ClientID == "" {
+		v.add("upstream.client_id", "missing; register smartgate as a confidential client at the identity provider and set its client id")
+	}
+	if u.ClientSecret == "" {
+		v.add("upstream.client_secret", "missing; set the secret of smartgate's client at the identity provider, or client_secret_file")
+	}
+	hasOpenID := false
+	for _, s := range u.Scopes {
+		hasOpenID = hasOpenID || s == "openid"
+	}
+	if !hasOpenID {
+		v.add("upstream.scopes", "must include openid")
+	}
+	for i, t := range u.Claims.FHIRUser {
+		p := fmt.Sprintf("upstream.claims.fhir_user[%d]", i)
+		typ, _, ok := strings.Cut(t, "/")
+		switch {
+		case !ok || !claimName.MatchString(t):
+			v.add(p, fmt.Sprintf("%q must look like Patient/{claim_name}", t))
+		case typ != "Patient" && typ != "Practitioner" && typ != "PractitionerRole" &&
+			typ != "RelatedPerson" && typ != "Person" && !strings.Contains(typ, ":"):
+			v.add(p, fmt.Sprintf("%q: fhirUser must name a Patient, Practitioner, PractitionerRole, RelatedPerson or Person", t))
+		}
+	}
+}
+
+func (v *validator) tokens(t Tokens) {
+	check := func(path string, d, lo, hi time.Duration, why string) {
+		if d < lo || d > hi {
+			v.add(path, fmt.Sprintf("%s is outside %s to %s; %s", d, lo, hi, why))
+		}
+	}
+	check("tokens.access_token_lifetime", t.AccessTokenLifetime, time.Minute, time.Hour,
+		"SMART asks for access tokens of at most one hour")
+	check("tokens.id_token_lifetime", t.IDTokenLifetime, time.Minute, time.Hour, "ID tokens are short-lived")
+	check("tokens.code_lifetime", t.CodeLifetime, 10*time.Second, 10*time.Minute,
+		"authorization codes must expire shortly after they are issued")
+	check("tokens.authorization_lifetime", t.AuthorizationLifetime, time.Minute, time.Hour,
+		"this is how long a user may take to log in and consent")
+}
+
+func (v *validator) policy(path string, p RefreshPolicy, public bool) {
+	if public && p.Rotation != nil && !*p.Rotation {
+		v.add(path+".rotation", "public clients always rotate refresh tokens; remove the key or set true")
+	}
+	if p.GraceWindow < 0 || p.GraceWindow > time.Minute {
+		v.add(path+".grace_window", fmt.Sprintf("%s is outside 0s to 1m; a longer window weakens reuse detection", p.GraceWindow))
+	}
+	if p.IdleTimeout < time.Hour {
+		v.add(path+".idle_timeout", fmt.Sprintf("%s is shorter than 1h", p.IdleTimeout))
+	}
+	if p.AbsoluteLifetime != 0 && p.AbsoluteLifetime < p.IdleTimeout {
+		v.add(path+".absolute_lifetime", fmt.Sprintf("%s is shorter than the idle timeout %s", p.AbsoluteLifetime, p.IdleTimeout))
+	}
+}
+
+func (v *validator) clients(c *Config) {
+	seen := map[string]int{}
+	for i, cl := range c.Clients {
+		p := fmt.Sprintf("clients[%d]", i)
+		if !clientIDText.MatchString(cl.ClientID) {
+			v.add(p+".client_id", fmt.Sprintf("%q must be 1 to 128 letters, digits or ._~-", cl.ClientID))
+		} else if j, dup := seen[cl.ClientID]; dup {
+			v.add(p+".client_id", fmt.Sprintf("%q is already used by clients[%d]", cl.ClientID, j))
+		}
+		seen[cl.ClientID] = i
+		if cl.Name == "" {
+			v.add(p+".name", "missing; patients see this name on the consent page")
+		}
+		switch cl.Type {
+		case ClientPublic:
+			if cl.ClientSecret != "" || cl.ClientSecretSHA256 != "" {
+				v.add(p+".client_secret", "a public client has no secret; remove it or use type confidential-symmetric")
+			}
+		case ClientConfidentialSymmetric:
+			v.clientSecret(p, cl)
+		case "":
+			v.add(p+".type", "missing; set public or confidential-symmetric")
+		default:
+			v.add(p+".type", fmt.Sprintf("%q is not public or confidential-symmetric", cl.Type))
+		}
+		if len(cl.RedirectURIs) == 0 {
+			v.add(p+".redirect_uris", "missing; list the exact redirect URIs of the app")
+		}
+		for j, r := range cl.RedirectURIs {
+			v.redirectURI(fmt.Sprintf("%s.redirect_uris[%d]", p, j), r)
+		}
+		if len(cl.Scopes) == 0 {
+			v.add(p+".scopes", "missing; list the scopes this app may be granted, such as patient/*.rs")
+		}
+		for j, s := range cl.Scopes {
+			if _, err := scope.Parse(s); err != nil {
+				v.add(fmt.Sprintf("%s.scopes[%d]", p, j), err.Error())
+			}
+		}
+		if o := cl.RefreshPolicy; o.Rotation != nil || o.GraceWindow != 0 || o.IdleTimeout != 0 || o.AbsoluteLifetime != 0 {
+			merged := c.PolicyFor(&c.Clients[i])
+			merged.Rotation = o.Rotation
+			v.policy(p+".refresh_policy", merged, cl.Type == ClientPublic)
+		}
+	}
+}
+
+func (v *validator) clientSecret(p string, cl Client) {
+	switch {
+	case cl.ClientSecret != "" && cl.ClientSecretSHA256 != "":
+		v.add(p+".client_secret_sha256", "set either client_secret or client_secret_sha256, not both")
+	case cl.ClientSecretSHA256 != "":
+		if b, err := hex.DecodeString(cl.ClientSecretSHA256); err != nil || len(b) != 32 {
+			v.add(p+".client_secret_sha256", "must be 64 hex digits: printf %s \"$SECRET\" | sha256sum")
+		}
+	case len(cl.ClientSecret) < 32:
+		v.add(p+".client_secret", "a confidential client needs a secret of at least 32 characters, or client_secret_sha256")
+	}
+}
+
+// redirectURI checks a registered redirect URI: absolute, no fragment,
+// https or a loopback http address, or a private-use scheme of a native app.
+func (v *validator) redirectURI(path, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Scheme == "":
+		v.add(path, fmt.Sprintf("%q is not an absolute URI", raw))
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		v.add(path, fmt.Sprintf("%q must not have a fragment", raw))
+	case u.Scheme == "https":
+		if u.Host == "" {
+			v.add(path, fmt.Sprintf("%q has no host", raw))
+		}
+	case u.Scheme == "http":
+		if !isLoopback(u.Hostname()) {
+			v.add(path, fmt.Sprintf("%q uses http on a host other than loopback; use https", raw))
+		}
+	case !strings.Contains(u.Scheme, "."):
+		v.add(path, fmt.Sprintf("%q: a native app's private-use scheme must be a reversed domain name such as com.example.app", raw))
+	}
+}

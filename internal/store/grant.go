@@ -1,0 +1,227 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Grant is what a user allowed a client: the content of an authorization
+// code and of the refresh token family it starts.
+type Grant struct {
+	ClientID    string
+	Scope       string // granted scopes, space-separated, as requested
+	Subject     string
+	Patient     string
+	FHIRUser    string
+	Name        string
+	Audience    string
+	Nonce       string
+	AuthTime    int64 // Unix seconds of the upstream login
+	RedirectURI string
+	// CodeChallenge is the app's S256 PKCE challenge.
+	CodeChallenge string
+}
+
+// RefreshTerms says whether and how a refresh token family starts when a
+// code is redeemed. Rotate, GraceWindow and IdleTimeout come from the
+// client's refresh policy; Expires (zero for none) caps the family.
+type RefreshTerms struct {
+	Issue       bool
+	Rotate      bool
+	GraceWindow time.Duration
+	IdleTimeout time.Duration
+	Expires     time.Time
+}
+
+// SaveCode stores an authorization code for its grant.
+func (s *Store) SaveCode(ctx context.Context, grantID, secretHash string, g Grant, rt RefreshTerms, ttl time.Duration) error {
+	abs := int64(0)
+	if !rt.Expires.IsZero() {
+		abs = rt.Expires.UnixMilli()
+	}
+	key := s.key("code", grantID)
+	pipe := s.rdb.TxPipeline()
+	pipe.HSet(ctx, key,
+		"sh", secretHash, "cid", g.ClientID, "ru", g.RedirectURI, "cc", g.CodeChallenge,
+		"scope", g.Scope, "sub", g.Subject, "pat", g.Patient, "fu", g.FHIRUser, "name", g.Name,
+		"aud", g.Audience, "nonce", g.Nonce, "at", g.AuthTime,
+		"rt", boolFlag(rt.Issue), "rot", boolFlag(rt.Rotate), "grace", rt.GraceWindow.Milliseconds(),
+		"idle", rt.IdleTimeout.Milliseconds(), "abs", abs)
+	pipe.PExpire(ctx, key, ttl)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return unavailable("save code", err)
+	}
+	return nil
+}
+
+func boolFlag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// CodeMismatchError says which check of a code exchange failed. The code
+// is spent all the same.
+type CodeMismatchError struct{ Field string }
+
+func (e *CodeMismatchError) Error() string {
+	return e.Field + " does not match the authorization request"
+}
+
+// ErrCodeReused: the code was redeemed before. Its grant is now revoked.
+var ErrCodeReused = errors.New("authorization code already used")
+
+// redeemScript redeems a code in one step. A second use deletes the refresh
+// token family the first use started and marks the grant revoked, so the
+// access token issued from it stops passing introspection.
+//
+// KEYS: code, family, revoked marker.
+// ARGV: secret hash, client id, redirect URI, S256 of the verifier,
+// refresh secret hash, now (ms), revoked-marker TTL (ms), used-code TTL (ms).
+var redeemScript = redis.NewScript(`
+local c = redis.call('HGETALL', KEYS[1])
+if #c == 0 then return {'missing'} end
+local f = {}
+for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+if f.sh ~= ARGV[1] then return {'missing'} end
+if f.used == '1' then
+  redis.call('DEL', KEYS[2], KEYS[1])
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[7])
+  return {'reused'}
+end
+redis.call('HSET', KEYS[1], 'used', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+if f.cid ~= ARGV[2] then return {'mismatch', 'client_id'} end
+if f.ru ~= ARGV[3] then return {'mismatch', 'redirect_uri'} end
+if f.cc ~= ARGV[4] then return {'mismatch', 'code_verifier'} end
+local refresh = '0'
+if f.rt == '1' then
+  local now = tonumber(ARGV[6])
+  local ttl = tonumber(f.idle)
+  local abs = tonumber(f.abs)
+  if abs > 0 and abs - now < ttl then ttl = abs - now end
+  if ttl > 0 then
+    redis.call('HSET', KEYS[2], 'cur', ARGV[5], 'cid', f.cid, 'scope', f.scope, 'sub', f.sub,
+      'pat', f.pat, 'fu', f.fu, 'aud', f.aud, 'rot', f.rot, 'grace', f.grace, 'idle', f.idle,
+      'abs', f.abs, 'created', ARGV[6])
+    redis.call('PEXPIRE', KEYS[2], ttl)
+    refresh = '1'
+  end
+end
+return {'ok', f.scope, f.sub, f.pat, f.fu, f.name, f.aud, f.nonce, f.at, refresh}
+`)
+
+// Redeem spends an authorization code. It checks the client, redirect URI
+// and PKCE challenge, and starts the refresh token family with
+// refreshHash when the grant includes one. It returns the grant and
+// whether a refresh token was issued.
+func (s *Store) Redeem(ctx context.Context, grantID, secretHash, clientID, redirectURI, challenge, refreshHash string,
+	accessLifetime time.Duration) (Grant, bool, error) {
+	keys := []string{s.key("code", grantID), s.key("fam", grantID), s.key("revoked", grantID)}
+	res, err := redeemScript.Run(ctx, s.rdb, keys, secretHash, clientID, redirectURI, challenge, refreshHash,
+		s.now().UnixMilli(), accessLifetime.Milliseconds(), accessLifetime.Milliseconds()).StringSlice()
+	if err != nil {
+		return Grant{}, false, unavailable("redeem code", err)
+	}
+	switch res[0] {
+	case "missing":
+		return Grant{}, false, ErrNotFound
+	case "reused":
+		return Grant{}, false, ErrCodeReused
+	case "mismatch":
+		return Grant{}, false, &CodeMismatchError{Field: res[1]}
+	}
+	at, _ := strconv.ParseInt(res[8], 10, 64)
+	g := Grant{ClientID: clientID, Scope: res[1], Subject: res[2], Patient: res[3], FHIRUser: res[4],
+		Name: res[5], Audience: res[6], Nonce: res[7], AuthTime: at, RedirectURI: redirectURI}
+	return g, res[9] == "1", nil
+}
+
+var (
+	// ErrRefreshReused: a rotated-out refresh token came back after the
+	// grace window. The whole family is now revoked.
+	ErrRefreshReused = errors.New("refresh token reused")
+	// ErrWrongClient: the refresh token belongs to another client.
+	ErrWrongClient = errors.New("refresh token issued to another client")
+)
+
+// refreshScript checks a refresh token, rotates it when the family
+// rotates, and treats any other secret as reuse: the family is deleted and
+// its grant marked revoked.
+//
+// KEYS: family, revoked marker.
+// ARGV: presented secret hash, client id, new secret hash, now (ms),
+// revoked-marker TTL (ms).
+var refreshScript = redis.NewScript(`
+local c = redis.call('HGETALL', KEYS[1])
+if #c == 0 then return {'missing'} end
+local f = {}
+for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+if f.cid ~= ARGV[2] then return {'wrong_client'} end
+local now = tonumber(ARGV[4])
+local abs = tonumber(f.abs)
+if abs > 0 and now >= abs then
+  redis.call('DEL', KEYS[1])
+  return {'missing'}
+end
+local rotated = '0'
+if ARGV[1] == f.cur then
+  if f.rot == '1' then
+    redis.call('HSET', KEYS[1], 'prev', f.cur, 'prev_at', ARGV[4], 'cur', ARGV[3])
+    redis.call('HDEL', KEYS[1], 'grace_used')
+    rotated = '1'
+  end
+elseif f.prev == ARGV[1] and f.grace_used ~= '1' and now - tonumber(f.prev_at) <= tonumber(f.grace) then
+  redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'grace_used', '1')
+  rotated = '1'
+else
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[5])
+  return {'reused'}
+end
+local ttl = tonumber(f.idle)
+if abs > 0 and abs - now < ttl then ttl = abs - now end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return {'ok', f.scope, f.sub, f.pat, f.fu, f.aud, rotated}
+`)
+
+// Refresh uses a refresh token of the family grantID. newHash is the hash
+// of the next secret, used when the family rotates. It returns the grant
+// and whether the token was rotated (then the caller hands out the new one).
+func (s *Store) Refresh(ctx context.Context, grantID, secretHash, clientID, newHash string, accessLifetime time.Duration) (Grant, bool, error) {
+	keys := []string{s.key("fam", grantID), s.key("revoked", grantID)}
+	res, err := refreshScript.Run(ctx, s.rdb, keys, secretHash, clientID, newHash,
+		s.now().UnixMilli(), accessLifetime.Milliseconds()).StringSlice()
+	if err != nil {
+		return Grant{}, false, unavailable("refresh", err)
+	}
+	switch res[0] {
+	case "missing":
+		return Grant{}, false, ErrNotFound
+	case "wrong_client":
+		return Grant{}, false, ErrWrongClient
+	case "reused":
+		return Grant{}, false, ErrRefreshReused
+	}
+	g := Grant{ClientID: clientID, Scope: res[1], Subject: res[2], Patient: res[3], FHIRUser: res[4], Audience: res[5]}
+	return g, res[6] == "1", nil
+}
+
+// FamilyScope returns the scope and client of a refresh token family, so
+// that a narrowed refresh request can be checked before the token is used.
+func (s *Store) FamilyScope(ctx context.Context, grantID string) (scope, clientID string, err error) {
+	vals, err := s.rdb.HMGet(ctx, s.key("fam", grantID), "scope", "cid").Result()
+	if err != nil {
+		return "", "", unavailable("read refresh family", err)
+	}
+	if vals[0] == nil || vals[1] == nil {
+		return "", "", ErrNotFound
+	}
+	return fmt.Sprint(vals[0]), fmt.Sprint(vals[1]), nil
+}

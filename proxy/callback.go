@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/smartgate/smartgate/internal/scope"
+	"github.com/smartgate/smartgate/internal/session"
+	"github.com/smartgate/smartgate/internal/store"
+	"github.com/smartgate/smartgate/internal/token"
+	"github.com/smartgate/smartgate/internal/upstream"
+)
+
+// upstreamErrors maps an error the identity provider sent back to the
+// error the app receives.
+func upstreamError(code string) *oauthError {
+	switch code {
+	case "access_denied", "login_required", "interaction_required", "consent_required", "account_selection_required":
+		return newError(errAccessDenied, "the user did not complete the sign-in")
+	case "temporarily_unavailable":
+		return &oauthError{Code: errTemporarilyUnavailable, Description: "the identity provider is temporarily unavailable",
+			Status: http.StatusServiceUnavailable}
+	}
+	return &oauthError{Code: errServerError, Description: "the identity provider returned an error",
+		Status: http.StatusBadGateway}
+}
+
+// handleCallback finishes the upstream login. The upstream state is the
+// pending request's id, and it must be one this browser started.
+func (g *Gateway) handleCallback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	id := q.Get("state")
+	browser, err := g.sessions.Load(r, g.cookieName())
+	if err != nil {
+		g.errorPage(w, r, http.StatusServiceUnavailable, "error.unavailable", "")
+		return
+	}
+	if id == "" || !browser.HasPending(id) {
+		g.log.InfoContext(r.Context(), "callback without a matching login", "request_id", RequestID(r.Context()))
+		g.errorPage(w, r, http.StatusBadRequest, "error.expired", "")
+		return
+	}
+	p, err := g.loadPending(r, id)
+	if err != nil {
+		g.pendingErrorPage(w, r, err)
+		return
+	}
+	if p.LoggedIn {
+		// The upstream state may be used once: a replayed callback is refused.
+		g.log.WarnContext(r.Context(), "upstream state reused", "request_id", RequestID(r.Context()), "client_id", p.ClientID)
+		g.errorPage(w, r, http.StatusBadRequest, "error.expired", "")
+		return
+	}
+	if code := q.Get("error"); code != "" {
+		g.finishWithError(w, r, browser, id, p, upstreamError(code))
+		return
+	}
+
+	ident, err := g.upstream.Callback(r.Context(), p.Login, q.Get("code"), q.Get("iss"))
+	switch {
+	case errors.Is(err, upstream.ErrUnavailable):
+		g.finishWithError(w, r, browser, id, p, &oauthError{Code: errTemporarilyUnavailable,
+			Description: "the identity provider is temporarily unavailable", Status: http.StatusServiceUnavailable, Cause: err})
+		return
+	case err != nil:
+		g.finishWithError(w, r, browser, id, p, &oauthError{Code: errAccessDenied,
+			Description: "the sign-in at the identity provider could not be verified", Status: http.StatusBadRequest, Cause: err})
+		return
+	}
+
+	requested, _ := scope.ParseList(p.Scope)
+	if needsPatient(requested) && !upstream.ValidPatientID(ident.Patient) {
+		g.log.InfoContext(r.Context(), "user has no patient record", "request_id", RequestID(r.Context()),
+			"client_id", p.ClientID, "sub", ident.Subject)
+		returnURL := g.clientRedirectURL(p.RedirectURI, p.State, url.Values{
+			"error": {errAccessDenied}, "error_description": {"the user has no patient record"}})
+		g.forget(r, w, browser, id)
+		g.errorPage(w, r, http.StatusForbidden, "error.no_patient", returnURL)
+		return
+	}
+
+	p.LoggedIn = true
+	p.Subject, p.Patient, p.FHIRUser, p.Name = ident.Subject, ident.Patient, ident.FHIRUser, ident.Name
+	p.AuthTime = ident.AuthTime.Unix()
+	p.CSRF = token.RandomString(24)
+	if err := g.savePending(r, id, p, false); err != nil {
+		g.pendingErrorPage(w, r, err)
+		return
+	}
+	// A new session id after login: an id planted before it is worthless.
+	if err := browser.Regenerate(r.Context()); err != nil {
+		g.errorPage(w, r, http.StatusServiceUnavailable, "error.unavailable", "")
+		return
+	}
+	if err := browser.Save(r, w); err != nil {
+		g.errorPage(w, r, http.StatusServiceUnavailable, "error.unavailable", "")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, g.base+PathConsent+"?request="+url.QueryEscape(id), http.StatusSeeOther)
+}
+
+// needsPatient reports whether the request can only be granted with a
+// patient in context: patient/ scopes or launch/patient.
+func needsPatient(l scope.List) bool {
+	return l.HasLevel(scope.LevelPatient) || l.HasLaunch("patient")
+}
+
+func (g *Gateway) loadPending(r *http.Request, id string) (*pending, error) {
+	b, err := g.store.LoadPending(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	return decodePending(b)
+}
+
+// pendingErrorPage shows why a pending request cannot go on.
+func (g *Gateway) pendingErrorPage(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		g.errorPage(w, r, http.StatusBadRequest, "error.expired", "")
+	case errors.Is(err, store.ErrUnavailable):
+		g.log.ErrorContext(r.Context(), "state store unavailable", "request_id", RequestID(r.Context()), "err", err)
+		g.errorPage(w, r, http.StatusServiceUnavailable, "error.unavailable", "")
+	default:
+		g.log.ErrorContext(r.Context(), "pending request unreadable", "request_id", RequestID(r.Context()), "err", err)
+		g.errorPage(w, r, http.StatusInternalServerError, "error.internal", "")
+	}
+}
+
+// finishWithError ends a pending request and redirects the error to the app.
+func (g *Gateway) finishWithError(w http.ResponseWriter, r *http.Request, browser *session.Browser, id string, p *pending, e *oauthError) {
+	_, _ = g.store.TakePending(r.Context(), id)
+	g.forget(r, w, browser, id)
+	g.redirectError(w, r, p.RedirectURI, p.State, e)
+}
+
+// forget removes a request id from the browser session.
+func (g *Gateway) forget(r *http.Request, w http.ResponseWriter, browser *session.Browser, id string) {
+	browser.RemovePending(id)
+	if err := browser.Save(r, w); err != nil {
+		g.log.WarnContext(r.Context(), "session not saved", "request_id", RequestID(r.Context()), "err", err)
+	}
+}
