@@ -1,0 +1,188 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/smartgate/smartgate/internal/testenv"
+	"github.com/smartgate/smartgate/internal/testenv/gatewaytest"
+	"github.com/smartgate/smartgate/internal/token"
+)
+
+// env is shared by every test of the package: one redis-server, one
+// Keycloak-shaped upstream provider and one gateway. Tests keep apart by
+// using their own browser (cookie jar) and their own launches.
+var (
+	envOnce  sync.Once
+	env      *environment
+	services testenv.Cleanup
+)
+
+type environment struct {
+	redis    *testenv.Redis
+	upstream *testenv.Upstream
+	gw       *gatewaytest.Gateway
+	fhirBase string
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	services.Run()
+	os.Exit(code)
+}
+
+func shared(t *testing.T) *environment {
+	t.Helper()
+	envOnce.Do(func() {
+		r := testenv.StartRedis(t, &services)
+		ln, gwURL := gatewaytest.Listener(t)
+		up := testenv.StartUpstream(t, &services, "keycloak", gwURL+"/callback")
+		dir, err := os.MkdirTemp("", "smartgate-e2e-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		services.Add(func() { os.RemoveAll(dir) })
+		cfg := gatewaytest.Config(t, dir, gwURL, r.Addr, up)
+		gw := gatewaytest.Serve(t, &services, ln, cfg)
+		env = &environment{redis: r, upstream: up, gw: gw, fhirBase: gwURL + "/fhir"}
+	})
+	if env == nil {
+		t.Fatal("the shared test environment failed to start (see the first failing test)")
+	}
+	return env
+}
+
+// launch is one authorization request of an app.
+type launch struct {
+	ClientID    string
+	RedirectURI string
+	Scope       string
+	State       string
+	Nonce       string
+	Verifier    string
+	Audience    string
+}
+
+func newLaunch(e *environment, clientID, redirectURI, scope string) *launch {
+	return &launch{
+		ClientID: clientID, RedirectURI: redirectURI, Scope: scope,
+		State: token.RandomString(16), Nonce: token.RandomString(16), Verifier: token.RandomString(40),
+		Audience: e.fhirBase,
+	}
+}
+
+func (l *launch) challenge() string {
+	sum := sha256.Sum256([]byte(l.Verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// params are the authorization request parameters of a SMART standalone
+// launch with PKCE S256.
+func (l *launch) params() url.Values {
+	return url.Values{
+		"response_type": {"code"}, "client_id": {l.ClientID}, "redirect_uri": {l.RedirectURI},
+		"scope": {l.Scope}, "state": {l.State}, "nonce": {l.Nonce}, "aud": {l.Audience},
+		"code_challenge": {l.challenge()}, "code_challenge_method": {"S256"},
+	}
+}
+
+// smartConfig reads the discovery document an app starts from.
+type smartConfig struct {
+	Issuer                 string   `json:"issuer"`
+	AuthorizationEndpoint  string   `json:"authorization_endpoint"`
+	TokenEndpoint          string   `json:"token_endpoint"`
+	JWKSURI                string   `json:"jwks_uri"`
+	CodeChallengeMethods   []string `json:"code_challenge_methods_supported"`
+	Capabilities           []string `json:"capabilities"`
+	GrantTypesSupported    []string `json:"grant_types_supported"`
+	ScopesSupported        []string `json:"scopes_supported"`
+	TokenEndpointAuthMetho []string `json:"token_endpoint_auth_methods_supported"`
+}
+
+func discover(t *testing.T, fhirBase string) smartConfig {
+	t.Helper()
+	resp, err := http.Get(fhirBase + "/.well-known/smart-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("discovery: status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	var c smartConfig
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	return c
+}
+
+// tokenResult is a token endpoint response, successful or not.
+type tokenResult struct {
+	Status       int
+	Header       http.Header
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    any    `json:"expires_in"`
+	Scope        string `json:"scope"`
+	RefreshToken string `json:"refresh_token"`
+	IDToken      string `json:"id_token"`
+	Patient      string `json:"patient"`
+	Error        string `json:"error"`
+	ErrorDesc    string `json:"error_description"`
+}
+
+// postToken calls the token endpoint; basic, when non-nil, holds the
+// client id and secret for client_secret_basic.
+func postToken(t *testing.T, endpoint string, form url.Values, basic []string) *tokenResult {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if basic != nil {
+		req.SetBasicAuth(url.QueryEscape(basic[0]), url.QueryEscape(basic[1]))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	res := &tokenResult{Status: resp.StatusCode, Header: resp.Header}
+	if err := json.Unmarshal(body, res); err != nil {
+		t.Fatalf("token endpoint: status %d, body not JSON: %s", resp.StatusCode, body)
+	}
+	return res
+}
+
+// redirectParams parses the query of a redirect to the app, after
+// checking that it goes to the expected redirect URI.
+func redirectParams(t *testing.T, p *testenv.Page, redirectURI string) url.Values {
+	t.Helper()
+	if p.Status != http.StatusFound || !strings.HasPrefix(p.Location, redirectURI+"?") {
+		t.Fatalf("expected a redirect to %s, got status %d, Location %q, body:\n%s", redirectURI, p.Status, p.Location, p.Body)
+	}
+	u, err := url.Parse(p.Location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query()
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,247 @@
+// Package testenv starts the real components that smartgate's integration
+// tests run against, each on a free loopback port and stopped when the
+// test ends: redis-server, an upstream OpenID Connect provider (npm
+// oidc-provider shaped like a Keycloak realm or an Entra ID tenant), a
+// SMART app built on npm fhirclient, and smartgate itself, built by the
+// same code as `smartgate serve`.
+//
+// The Node programs live in node/ beside this file; `npm ci` there
+// installs their packages (the test command does it). A missing program
+// fails the test with the command that installs it: these tests are never
+// skipped.
+package testenv
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// NodeDir returns the folder of the Node programs.
+func NodeDir(t testing.TB) string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("testenv: cannot locate its own source folder")
+	}
+	dir := filepath.Join(filepath.Dir(file), "node")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); err != nil {
+		t.Fatalf("testenv: Node packages are missing; run: (cd %s && npm ci)", dir)
+	}
+	return dir
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testenv: find a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Redis is a redis-server process.
+type Redis struct {
+	Addr string
+	cmd  *exec.Cmd
+}
+
+// StartRedis starts a private redis-server with persistence off. It is
+// stopped when the test (or the TestMain cleanup list) ends.
+func StartRedis(t testing.TB, cleanup *Cleanup) *Redis {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("testenv: redis-server not found; install it (Debian: apt-get install -y redis-server)")
+	}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		port := freePort(t)
+		dir, err := os.MkdirTemp("", "smartgate-redis-")
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "",
+			"--appendonly", "no", "--dir", dir, "--protected-mode", "yes")
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("testenv: start redis-server: %v", err)
+		}
+		r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd}
+		if lastErr = waitRedis(r.Addr, cmd); lastErr == nil {
+			cleanup.Add(func() { stop(cmd); os.RemoveAll(dir) })
+			return r
+		}
+		stop(cmd)
+		os.RemoveAll(dir)
+	}
+	t.Fatalf("testenv: redis-server did not come up: %v", lastErr)
+	return nil
+}
+
+func waitRedis(addr string, cmd *exec.Cmd) error {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := c.Ping(context.Background()).Err()
+		if err == nil {
+			return nil
+		}
+		if cmd.ProcessState != nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func stop(cmd *exec.Cmd) {
+	if cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Cleanup collects stop functions for services shared by a whole test
+// binary (started from TestMain) or by one test.
+type Cleanup struct {
+	mu  sync.Mutex
+	fns []func()
+}
+
+// Add registers fn to run at Run, in reverse order of registration.
+func (c *Cleanup) Add(fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fns = append(c.fns, fn)
+}
+
+// Run stops everything registered.
+func (c *Cleanup) Run() {
+	c.mu.Lock()
+	fns := c.fns
+	c.fns = nil
+	c.mu.Unlock()
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
+}
+
+// node starts a Node program from NodeDir with env, and returns the URL
+// it prints on its first line ("listening <url>"). Its stdin is a pipe, so
+// it exits when this process does, even after a crash.
+func node(t testing.TB, cleanup *Cleanup, script string, env []string) string {
+	dir := NodeDir(t)
+	bin, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("testenv: node not found; install Node.js 20 or later")
+	}
+	cmd := exec.Command(bin, script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: start %s: %v", script, err)
+	}
+	cleanup.Add(func() { _ = stdin.Close(); stop(cmd) })
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case line, ok := <-lines:
+		url, found := strings.CutPrefix(line, "listening ")
+		if !ok || !found {
+			t.Fatalf("testenv: %s did not start; its output:\n%s", script, stderr.String())
+		}
+		return url
+	case <-time.After(30 * time.Second):
+		t.Fatalf("testenv: %s did not start in 30 s; its output:\n%s", script, stderr.String())
+	}
+	return ""
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Upstream users of the test provider (node/upstream.mjs).
+const (
+	PatientUser     = "alice"
+	PatientPassword = "alice-password"
+	PatientID       = "pat-alice-123"
+	PatientName     = "Alice Example"
+	ClinicianUser   = "bob"
+	ClinicianPass   = "bob-password"
+	UpstreamClient  = "smartgate"
+	UpstreamSecret  = "smartgate-secret"
+)
+
+// Upstream is a running test identity provider.
+type Upstream struct {
+	Issuer string
+	Shape  string
+}
+
+// StartUpstream starts node/upstream.mjs in the given shape ("keycloak" or
+// "entra"), with smartgate's callback URLs registered for its client.
+func StartUpstream(t testing.TB, cleanup *Cleanup, shape string, redirectURIs ...string) *Upstream {
+	issuer := node(t, cleanup, "upstream.mjs", []string{
+		"PORT=0", "SHAPE=" + shape, "CLIENT_ID=" + UpstreamClient, "CLIENT_SECRET=" + UpstreamSecret,
+		"REDIRECT_URIS=" + strings.Join(redirectURIs, ","),
+	})
+	return &Upstream{Issuer: issuer, Shape: shape}
+}
+
+// StartSmartApp starts node/smartapp.cjs, a SMART app on fhirclient, and
+// returns its base URL. Its redirect URI is <base>/callback.
+func StartSmartApp(t testing.TB, cleanup *Cleanup) string {
+	return node(t, cleanup, "smartapp.cjs", []string{"PORT=0"})
+}
