@@ -27,29 +27,87 @@ func Locked(s scope.Scope) bool {
 }
 
 // Describe turns the requested scopes into consent page items in the
-// language lang. refreshUntil is the end of persistent access shown for
-// offline_access.
+// language lang, with the built-in wording. refreshUntil is the end of
+// persistent access shown for offline_access.
 func Describe(list scope.List, lang string, refreshUntil time.Time) []Item {
-	m := catalogFor(lang)
+	return defaultCatalog.Describe(list, lang, refreshUntil, nil)
+}
+
+// Describe turns the requested scopes into items in lang. Scopes that
+// required covers are locked, as are those Locked names.
+func (c *Catalog) Describe(list scope.List, lang string, refreshUntil time.Time, required scope.List) []Item {
+	m := c.lang(lang)
 	items := make([]Item, 0, len(list))
 	for _, s := range list {
-		short, long := describeOne(m, lang, s, refreshUntil)
-		items = append(items, Item{Scope: s.Raw, Short: short, Long: long, Locked: Locked(s)})
+		short, long := describeOne(m, s, lang, refreshUntil)
+		items = append(items, Item{Scope: s.Raw, Short: short, Long: long, Locked: Locked(s) || required.Covers(s)})
 	}
 	return items
 }
 
-func catalogFor(lang string) messages {
-	if m, ok := catalog[lang]; ok {
-		return m
-	}
-	return catalog["en"]
+// Group is a heading of the consent page and the items under it.
+type Group struct {
+	Title string
+	Items []Item
 }
 
-func describeOne(m messages, lang string, s scope.Scope, until time.Time) (short, long string) {
+// Groups arranges the requested scopes the way a patient reads them:
+// records first, grouped by kind of record in request order (all records
+// before single kinds), then what the app learns about the user, then how
+// long access lasts, then anything else.
+func (c *Catalog) Groups(list scope.List, lang string, refreshUntil time.Time, required scope.List) []Group {
+	m := c.lang(lang)
+	items := c.Describe(list, lang, refreshUntil, required)
+	var (
+		records []Group
+		index   = map[string]int{}
+		about   = Group{Title: m["group.about"]}
+		launch  = Group{Title: m["group.launch"]}
+		when    = Group{Title: m["group.time"]}
+		other   = Group{Title: m["group.other"]}
+	)
+	for i, s := range list {
+		switch s.Kind {
+		case scope.KindResource:
+			key := s.Resource
+			j, ok := index[key]
+			if !ok {
+				j = len(records)
+				index[key] = j
+				title := capitalize(recordName(m, s.Resource))
+				if s.Resource == "*" {
+					title = m["group.all"]
+				}
+				records = append(records, Group{Title: title})
+			}
+			records[j].Items = append(records[j].Items, items[i])
+		case scope.KindOpenID, scope.KindFHIRUser, scope.KindProfile:
+			about.Items = append(about.Items, items[i])
+		case scope.KindLaunch:
+			launch.Items = append(launch.Items, items[i])
+		case scope.KindOfflineAccess, scope.KindOnlineAccess:
+			when.Items = append(when.Items, items[i])
+		default:
+			other.Items = append(other.Items, items[i])
+		}
+	}
+	if j, ok := index["*"]; ok && j > 0 {
+		all := records[j]
+		records = append([]Group{all}, append(records[:j:j], records[j+1:]...)...)
+	}
+	out := records
+	for _, g := range []Group{launch, about, when, other} {
+		if len(g.Items) > 0 {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func describeOne(m messages, s scope.Scope, lang string, until time.Time) (short, long string) {
 	switch s.Kind {
 	case scope.KindResource:
-		return describeResource(m, lang, s)
+		return describeResource(m, s)
 	case scope.KindOpenID:
 		return m["item.openid"], m["item.openid.long"]
 	case scope.KindFHIRUser:
@@ -70,10 +128,28 @@ func describeOne(m messages, lang string, s scope.Scope, until time.Time) (short
 	}
 }
 
-func describeResource(m messages, lang string, s scope.Scope) (short, long string) {
-	what := recordName(m, lang, s.Resource)
+func describeResource(m messages, s scope.Scope) (short, long string) {
+	if s.Resource == "*" {
+		what := m["all."+string(s.Level)]
+		if s.Query != "" {
+			what += " " + m["restricted.some"]
+		}
+		verbs := verbPhrase(m, s.Perms)
+		long = fmt.Sprintf(m["long.resource"], verbs, what) + " " + m["long.all"]
+		if s.Perms&(scope.PermCreate|scope.PermUpdate) != 0 {
+			long += " " + m["long.write"]
+		}
+		return capitalize(verbs + " " + what), long
+	}
+	what := recordName(m, s.Resource)
+	limited := ""
 	if s.Query != "" {
-		what += " " + restriction(m, lang, s.Query)
+		if name, ok := categoryName(m, s.Query); ok {
+			limited = " " + fmt.Sprintf(m["long.limited"], what)
+			what = name
+		} else {
+			what += " " + m["restricted.some"]
+		}
 	}
 	switch s.Level {
 	case scope.LevelUser:
@@ -86,41 +162,36 @@ func describeResource(m messages, lang string, s scope.Scope) (short, long strin
 	verbs := verbPhrase(m, s.Perms)
 	short = capitalize(verbs + " " + what)
 	long = fmt.Sprintf(m["long.resource"], verbs, what)
-	if s.Resource == "*" {
-		long += " " + m["long.all"]
-	}
+	long += limited
 	if s.Perms&(scope.PermCreate|scope.PermUpdate) != 0 {
 		long += " " + m["long.write"]
 	}
 	return short, long
 }
 
-func recordName(m messages, lang, resource string) string {
+func recordName(m messages, resource string) string {
 	if resource == "*" {
-		return m["resource.all"]
+		return m["all.system"]
 	}
-	if n, ok := records[lang][resource]; ok {
+	if n, ok := m["record."+resource]; ok {
 		return n
 	}
 	return fmt.Sprintf(m["resource.any"], resource)
 }
 
-// restriction says in words what a granular query limits the records to.
-// A category the catalog knows is named; anything else is described as a
-// filter of the app.
-func restriction(m messages, lang, query string) string {
+// categoryName names the one category a granular query limits records
+// to, when the query is a single category the catalog knows.
+func categoryName(m messages, query string) (string, bool) {
 	vals, err := url.ParseQuery(query)
 	if err != nil || len(vals) != 1 || len(vals["category"]) != 1 {
-		return m["restricted.some"]
+		return "", false
 	}
 	code := vals["category"][0]
 	if i := strings.LastIndexByte(code, '|'); i >= 0 {
 		code = code[i+1:]
 	}
-	if n, ok := categories[lang][code]; ok {
-		return fmt.Sprintf(m["restricted.only"], n)
-	}
-	return m["restricted.some"]
+	n, ok := m["category."+code]
+	return n, ok
 }
 
 // verbPhrase lists what the permissions allow: "see, add and change".
@@ -182,14 +253,5 @@ func Decide(requested scope.List, unchecked map[string]bool) scope.List {
 	return granted
 }
 
-// Message returns the catalog text id in lang, formatted with args.
-func Message(lang, id string, args ...any) string {
-	t, ok := catalogFor(lang)[id]
-	if !ok {
-		t = catalog["en"][id]
-	}
-	if len(args) > 0 {
-		return fmt.Sprintf(t, args...)
-	}
-	return t
-}
+// Message returns the built-in text id in lang, formatted with args.
+func Message(lang, id string, args ...any) string { return defaultCatalog.Text(lang, id, args...) }

@@ -1,10 +1,11 @@
 // Package consent is the patient-facing part of smartgate: what scopes
 // mean in plain language (English and Spanish), the consent page and the
-// decision taken on it, and the error page shown in the browser.
+// decision taken on it, consent records and the remembered-consent rule,
+// the patient's /apps page, and the error page shown in the browser.
 //
-// It renders and decides; it does not read requests, store records or
-// redirect. Package proxy owns the routes (/consent, /static/) and calls
-// in here. Templates and styles are embedded and parsed at startup.
+// It renders and decides; it does not read requests or redirect. Package
+// proxy owns the routes (/consent, /apps, /static/) and calls in here.
+// Templates and styles are embedded and parsed at startup.
 package consent
 
 import (
@@ -35,17 +36,19 @@ type Branding struct {
 	AccentColor  string
 }
 
-// Pages renders the consent and error pages.
+// Pages renders the patient-facing pages.
 type Pages struct {
 	consent *template.Template
+	apps    *template.Template
 	errors  *template.Template
+	text    *Catalog
 	brand   Branding
 	static  string // URL path of the static files
 }
 
 // NewPages parses the embedded templates. staticPath is where the router
-// serves Static().
-func NewPages(brand Branding, staticPath string) (*Pages, error) {
+// serves Static(); text is the catalog with the operator's overrides.
+func NewPages(brand Branding, staticPath string, text *Catalog) (*Pages, error) {
 	parse := func(name string) (*template.Template, error) {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name)
 		if err != nil {
@@ -53,16 +56,25 @@ func NewPages(brand Branding, staticPath string) (*Pages, error) {
 		}
 		return t, nil
 	}
-	c, err := parse("consent.html")
-	if err != nil {
+	if text == nil {
+		text = defaultCatalog
+	}
+	p := &Pages{text: text, brand: brand, static: staticPath}
+	var err error
+	if p.consent, err = parse("consent.html"); err != nil {
 		return nil, err
 	}
-	e, err := parse("error.html")
-	if err != nil {
+	if p.apps, err = parse("apps.html"); err != nil {
 		return nil, err
 	}
-	return &Pages{consent: c, errors: e, brand: brand, static: staticPath}, nil
+	if p.errors, err = parse("error.html"); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
+
+// Catalog returns the text catalog the pages use.
+func (p *Pages) Catalog() *Catalog { return p.text }
 
 // Static serves the style sheets: consent.css from the embedded files and
 // theme.css made from the hospital's accent colour.
@@ -110,14 +122,14 @@ type languageLink struct {
 }
 
 // languageLinks points the language switch at the same page in each language.
-func languageLinks(current string, page *url.URL) []languageLink {
+func (p *Pages) languageLinks(current string, page *url.URL) []languageLink {
 	var out []languageLink
 	for _, l := range Languages {
 		u := *page
 		q := u.Query()
 		q.Set("lang", l)
 		u.RawQuery = q.Encode()
-		out = append(out, languageLink{Code: l, Name: catalog[l]["lang.name"], URL: u.RequestURI(), Current: l == current})
+		out = append(out, languageLink{Code: l, Name: p.text.Text(l, "lang.name"), URL: u.RequestURI(), Current: l == current})
 	}
 	return out
 }
@@ -137,24 +149,33 @@ type common struct {
 }
 
 func (p *Pages) common(lang, titleID string, page *url.URL) common {
-	m := catalogFor(lang)
+	if page == nil {
+		page = &url.URL{Path: "/"}
+	}
 	return common{
 		Lang:      lang,
-		Title:     m[titleID],
-		Text:      m,
-		Brand:     brandLine{LogoURL: p.brand.LogoURL, Line: fmt.Sprintf(m["page.hospital"], p.brand.HospitalName)},
-		Languages: languageLinks(lang, page),
+		Title:     p.text.Text(lang, titleID),
+		Text:      p.text.lang(lang),
+		Brand:     brandLine{LogoURL: p.brand.LogoURL, Line: p.text.Text(lang, "page.hospital", p.brand.HospitalName)},
+		Languages: p.languageLinks(lang, page),
 		Static:    p.static,
 	}
 }
 
+// App is what the patient is shown about an app.
+type App struct {
+	Name, LogoURL, Publisher, HomePage, PrivacyPolicyURL, TermsURL string
+	Reviewed                                                       bool
+}
+
 // ConsentView is what the consent page shows.
 type ConsentView struct {
-	AppName      string
+	App          App
 	PatientName  string
 	Requested    scope.List
-	RefreshUntil time.Time // end of persistent access; zero when none is asked
-	Action       string    // form action URL
+	Required     scope.List // scopes the app marked as required
+	RefreshUntil time.Time  // end of persistent access; zero when none is asked
+	Action       string     // form action URL
 	RequestID    string
 	CSRF         string
 	Page         *url.URL // this page, for the language links
@@ -162,38 +183,55 @@ type ConsentView struct {
 
 type consentData struct {
 	common
+	App                 App
 	Asks, For, Duration string
-	Unreviewed          bool
-	Items               []viewItem
+	Publisher           string
+	Groups              []viewGroup
 	Action              string
 	RequestID, CSRF     string
 }
 
+type viewGroup struct {
+	Title string
+	Items []viewItem
+}
+
 type viewItem struct {
 	Item
+	ID        string
 	Technical string
 }
 
 // RenderConsent renders the consent page in lang into a buffer, so that a
 // template failure never leaves half a page.
 func (p *Pages) RenderConsent(lang string, v ConsentView) ([]byte, error) {
-	m := catalogFor(lang)
 	d := consentData{
 		common:    p.common(lang, "page.title", v.Page),
-		Asks:      fmt.Sprintf(m["page.asks"], v.AppName),
+		App:       v.App,
+		Asks:      p.text.Text(lang, "page.asks", v.App.Name),
 		Action:    v.Action,
 		RequestID: v.RequestID,
 		CSRF:      v.CSRF,
-		Duration:  m["page.once"],
+		Duration:  p.text.Text(lang, "page.once"),
+	}
+	if v.App.Publisher != "" {
+		d.Publisher = p.text.Text(lang, "app.by", v.App.Publisher)
 	}
 	if v.PatientName != "" {
-		d.For = fmt.Sprintf(m["page.for"], v.PatientName)
+		d.For = p.text.Text(lang, "page.for", v.PatientName)
 	}
 	if v.Requested.Has(scope.KindOfflineAccess) && !v.RefreshUntil.IsZero() {
-		d.Duration = fmt.Sprintf(m["page.until"], FormatDate(v.RefreshUntil, lang))
+		d.Duration = p.text.Text(lang, "page.until", FormatDate(v.RefreshUntil, lang))
 	}
-	for _, it := range Describe(v.Requested, lang, v.RefreshUntil) {
-		d.Items = append(d.Items, viewItem{Item: it, Technical: fmt.Sprintf(m["page.scope_name"], it.Scope)})
+	n := 0
+	for _, g := range p.text.Groups(v.Requested, lang, v.RefreshUntil, v.Required) {
+		vg := viewGroup{Title: g.Title}
+		for _, it := range g.Items {
+			vg.Items = append(vg.Items, viewItem{Item: it, ID: fmt.Sprintf("s%d", n),
+				Technical: p.text.Text(lang, "page.scope_name", it.Scope)})
+			n++
+		}
+		d.Groups = append(d.Groups, vg)
 	}
 	var buf bytes.Buffer
 	if err := p.consent.ExecuteTemplate(&buf, "consent.html", d); err != nil {
@@ -204,6 +242,7 @@ func (p *Pages) RenderConsent(lang string, v ConsentView) ([]byte, error) {
 
 // ErrorView is what the error page shows. MessageID is a catalog id.
 type ErrorView struct {
+	TitleID   string // catalog id of the heading; "" for the generic error title
 	MessageID string
 	RequestID string
 	ReturnURL string // a link back to the app, only to a verified redirect URI
@@ -217,20 +256,19 @@ type errorData struct {
 
 // RenderError renders the error page in lang.
 func (p *Pages) RenderError(lang string, v ErrorView) ([]byte, error) {
-	m := catalogFor(lang)
-	page := v.Page
-	if page == nil {
-		page = &url.URL{Path: "/"}
+	title := v.TitleID
+	if title == "" {
+		title = "error.title"
 	}
 	d := errorData{
-		common:        p.common(lang, "error.title", page),
-		Message:       m[v.MessageID],
+		common:        p.common(lang, title, v.Page),
+		Message:       p.text.Text(lang, v.MessageID),
 		RequestID:     v.RequestID,
-		RequestIDText: fmt.Sprintf(m["error.request_id"], v.RequestID),
+		RequestIDText: p.text.Text(lang, "error.request_id", v.RequestID),
 		ReturnURL:     v.ReturnURL,
 	}
 	if d.Message == "" {
-		d.Message = m["error.internal"]
+		d.Message = p.text.Text(lang, "error.internal")
 	}
 	var buf bytes.Buffer
 	if err := p.errors.ExecuteTemplate(&buf, "error.html", d); err != nil {

@@ -25,7 +25,7 @@ type authorizeRequest struct {
 	Audience      string
 	CodeChallenge string
 	Nonce         string
-	Scopes        scope.List // what may be granted, in request order
+	Scopes        scope.List // scopes that may be granted, in request order
 	Dropped       []string   // malformed or not allowed for this client
 }
 
@@ -157,7 +157,9 @@ func parseAuthorize(form url.Values, reg *clients.Registry, fhirBases map[string
 // decision, stored in Redis under its id. The id is also the upstream
 // state parameter.
 type pending struct {
-	ClientID      string         `json:"client_id"`
+	Purpose       string         `json:"purpose,omitempty"` // "" for an app's authorization, purposeApps for /apps
+	Lang          string         `json:"lang,omitempty"`
+	ClientID      string         `json:"client_id,omitempty"`
 	RedirectURI   string         `json:"redirect_uri"`
 	State         string         `json:"state"`
 	Audience      string         `json:"aud"`

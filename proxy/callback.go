@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 
+	"github.com/smartgate/smartgate/consent"
 	"github.com/smartgate/smartgate/internal/scope"
 	"github.com/smartgate/smartgate/internal/session"
 	"github.com/smartgate/smartgate/internal/store"
@@ -46,6 +48,10 @@ func (g *Gateway) handleCallback(w http.ResponseWriter, r *http.Request) {
 		g.pendingErrorPage(w, r, err)
 		return
 	}
+	if p.Purpose == purposeApps {
+		g.finishAppsLogin(w, r, browser, id, p)
+		return
+	}
 	if p.LoggedIn {
 		// The upstream state may be used once: a replayed callback is refused.
 		g.log.WarnContext(r.Context(), "upstream state reused", "request_id", RequestID(r.Context()), "client_id", p.ClientID)
@@ -83,6 +89,9 @@ func (g *Gateway) handleCallback(w http.ResponseWriter, r *http.Request) {
 	p.LoggedIn = true
 	p.Subject, p.Patient, p.FHIRUser, p.Name = ident.Subject, ident.Patient, ident.FHIRUser, ident.Name
 	p.AuthTime = ident.AuthTime.Unix()
+	if g.rememberedConsent(w, r, browser, id, p, requested) {
+		return
+	}
 	p.CSRF = token.RandomString(24)
 	if err := g.savePending(r, id, p, false); err != nil {
 		g.pendingErrorPage(w, r, err)
@@ -142,4 +151,40 @@ func (g *Gateway) forget(r *http.Request, w http.ResponseWriter, browser *sessio
 	if err := browser.Save(r, w); err != nil {
 		g.log.WarnContext(r.Context(), "session not saved", "request_id", RequestID(r.Context()), "err", err)
 	}
+}
+
+// rememberedConsent skips the consent page when the client remembers
+// consent and an unexpired earlier consent of this user covers the
+// request. It reports whether it answered the request.
+func (g *Gateway) rememberedConsent(w http.ResponseWriter, r *http.Request, browser *session.Browser, id string, p *pending,
+	requested scope.List) bool {
+	client := g.clients.Lookup(p.ClientID)
+	if client == nil || client.RememberConsent <= 0 {
+		return false
+	}
+	raw, err := g.store.Consent(r.Context(), p.Subject, client.ID)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			g.log.WarnContext(r.Context(), "consent record unreadable; asking again", "request_id", RequestID(r.Context()), "err", err)
+		}
+		return false
+	}
+	var rec consent.Record
+	if err := json.Unmarshal(raw, &rec); err != nil || !rec.Covers(requested, p.Patient, g.now()) {
+		return false
+	}
+	if _, err := g.store.TakePending(r.Context(), id); err != nil {
+		g.pendingErrorPage(w, r, err)
+		return true
+	}
+	g.forget(r, w, browser, id)
+	code, err := g.issueCode(r, p, client, requested)
+	if err != nil {
+		g.redirectError(w, r, p.RedirectURI, p.State, storeError(err))
+		return true
+	}
+	g.log.InfoContext(r.Context(), "consent remembered", "request_id", RequestID(r.Context()), "event", "consent_remembered",
+		"client_id", client.ID, "sub", p.Subject, "scope", requested.String())
+	g.redirectToClient(w, r, p.RedirectURI, p.State, url.Values{"code": {code}})
+	return true
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/subtle"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"time"
@@ -47,9 +48,10 @@ func (g *Gateway) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 	requested, _ := scope.ParseList(p.Scope)
 	lang := consent.Language(r)
 	body, err := g.pages.RenderConsent(lang, consent.ConsentView{
-		AppName:      client.Name,
+		App:          appInfo(client),
 		PatientName:  p.Name,
 		Requested:    requested,
+		Required:     client.Required,
 		RefreshUntil: refreshEnd(g.now(), client),
 		Action:       g.base + PathConsent,
 		RequestID:    id,
@@ -89,8 +91,8 @@ func origin(raw string) string {
 }
 
 // handleConsentDecision takes the patient's Allow or Deny. Cross-origin
-// posts are refused before this runs (http.CrossOriginProtection); the
-// form must also carry the request's own token, and the pending request is
+// posts are rejected before it runs, by http.CrossOriginProtection. The
+// form must also carry the request's own token. The pending request is
 // consumed, so a decision counts once.
 func (g *Gateway) handleConsentDecision(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
@@ -134,7 +136,7 @@ func (g *Gateway) handleConsentDecision(w http.ResponseWriter, r *http.Request) 
 	}
 	unchecked := map[string]bool{}
 	for _, s := range requested {
-		if !checked[s.Raw] {
+		if !checked[s.Raw] && !client.Required.Covers(s) {
 			unchecked[s.Raw] = true
 		}
 	}
@@ -143,14 +145,47 @@ func (g *Gateway) handleConsentDecision(w http.ResponseWriter, r *http.Request) 
 	if len(granted) < len(requested) {
 		event = "consent_partly_granted"
 	}
-
+	lang := consent.Language(r)
+	if err := g.saveConsent(r, p, client, granted, lang); err != nil {
+		g.redirectError(w, r, p.RedirectURI, p.State, storeError(err))
+		return
+	}
 	code, err := g.issueCode(r, p, client, granted)
 	if err != nil {
 		g.redirectError(w, r, p.RedirectURI, p.State, storeError(err))
 		return
 	}
-	g.log.InfoContext(r.Context(), "consent given", append(audit, "event", event, "scope", granted.String())...)
+	g.log.InfoContext(r.Context(), "consent given", append(audit, "event", event, "scope", granted.String(),
+		"wording", g.pages.Catalog().Version(lang))...)
 	g.redirectToClient(w, r, p.RedirectURI, p.State, url.Values{"code": {code}})
+}
+
+// appInfo is what the patient pages show about a client.
+func appInfo(c *clients.Client) consent.App {
+	return consent.App{Name: c.Name, LogoURL: c.Info.LogoURL, Publisher: c.Info.Publisher, HomePage: c.Info.HomePage,
+		PrivacyPolicyURL: c.Info.PrivacyPolicyURL, TermsURL: c.Info.TermsURL, Reviewed: c.Info.Reviewed}
+}
+
+// saveConsent records the patient's decision: what was granted, when,
+// until when it is remembered, and which wording was shown. The record
+// is kept as long as the patient's /apps page may need it.
+func (g *Gateway) saveConsent(r *http.Request, p *pending, client *clients.Client, granted scope.List, lang string) error {
+	now := g.now()
+	rec := consent.Record{ClientID: client.ID, Subject: p.Subject, Patient: p.Patient, Scope: granted.String(),
+		Given: now.UTC(), Lang: lang, Wording: g.pages.Catalog().Version(lang)}
+	keep := g.cfg.Tokens.AccessTokenLifetime
+	if client.RememberConsent > 0 {
+		rec.Remember = now.Add(client.RememberConsent).UTC()
+		keep = max(keep, client.RememberConsent)
+	}
+	if granted.Has(scope.KindOfflineAccess) {
+		keep = max(keep, refreshEnd(now, client).Sub(now))
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return g.store.SaveConsent(r.Context(), p.Subject, client.ID, b, keep)
 }
 
 // issueCode stores an authorization code for the granted scopes and
@@ -180,6 +215,11 @@ func (g *Gateway) issueCode(r *http.Request, p *pending, client *clients.Client,
 	}
 	if err := g.store.SaveCode(r.Context(), gid, hash, grant, terms, g.cfg.Tokens.CodeLifetime); err != nil {
 		return "", err
+	}
+	if terms.Issue {
+		if err := g.store.AddFamily(r.Context(), p.Subject, gid); err != nil {
+			return "", err
+		}
 	}
 	return code, nil
 }

@@ -27,6 +27,7 @@ type smartConfiguration struct {
 	JWKSURI                       string   `json:"jwks_uri"`
 	AuthorizationEndpoint         string   `json:"authorization_endpoint"`
 	TokenEndpoint                 string   `json:"token_endpoint"`
+	ManagementEndpoint            string   `json:"management_endpoint"`
 	GrantTypesSupported           []string `json:"grant_types_supported"`
 	ResponseTypesSupported        []string `json:"response_types_supported"`
 	CodeChallengeMethodsSupported []string `json:"code_challenge_methods_supported"`
@@ -41,6 +42,7 @@ func (g *Gateway) handleSMARTConfig(w http.ResponseWriter, r *http.Request) {
 		JWKSURI:                       g.URL(PathJWKS),
 		AuthorizationEndpoint:         g.URL(PathAuthorize),
 		TokenEndpoint:                 g.URL(PathToken),
+		ManagementEndpoint:            g.URL(PathApps),
 		GrantTypesSupported:           []string{"authorization_code", "refresh_token"},
 		ResponseTypesSupported:        []string{"code"},
 		CodeChallengeMethodsSupported: []string{"S256"},

@@ -37,6 +37,9 @@ const (
 	PathCallback    = "/callback"
 	PathConsent     = "/consent"
 	PathToken       = "/token"
+	PathApps        = "/apps"
+	PathAppsRevoke  = "/apps/revoke"
+	PathAppsSignOut = "/apps/sign-out"
 	PathStatic      = "/static/"
 )
 
@@ -120,6 +123,9 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET "+g.base+PathConsent, g.handleConsentPage)
 	mux.Handle("POST "+g.base+PathConsent, http.NewCrossOriginProtection().Handler(http.HandlerFunc(g.handleConsentDecision)))
 	mux.Handle(g.base+PathToken, g.tokenCORS(http.HandlerFunc(g.handleToken)))
+	mux.HandleFunc("GET "+g.base+PathApps, g.handleApps)
+	mux.Handle("POST "+g.base+PathAppsRevoke, http.NewCrossOriginProtection().Handler(http.HandlerFunc(g.handleAppsRevoke)))
+	mux.Handle("POST "+g.base+PathAppsSignOut, http.NewCrossOriginProtection().Handler(http.HandlerFunc(g.handleAppsSignOut)))
 	mux.Handle("GET "+g.base+PathStatic, g.pages.Static())
 	mux.HandleFunc("/", g.handleNotFound)
 	return g.middleware(mux)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -303,9 +304,22 @@ func (g *Gateway) tokenCORS(next http.Handler) http.Handler {
 			}
 		}
 	}
+	allowed := func(o string) bool {
+		if origins[o] {
+			return true
+		}
+		// A loopback redirect URI registered without a port matches any
+		// port (RFC 8252 §7.3), and so does its origin.
+		u, err := url.Parse(o)
+		if err != nil || u.Scheme != "http" || u.Port() == "" {
+			return false
+		}
+		ip := net.ParseIP(u.Hostname())
+		return ip != nil && ip.IsLoopback() && origins["http://"+u.Host[:len(u.Host)-len(u.Port())-1]]
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o := r.Header.Get("Origin")
-		if o != "" && origins[o] {
+		if o != "" && allowed(o) {
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", o)
 			h.Add("Vary", "Origin")

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/smartgate/smartgate/consent"
 	"github.com/smartgate/smartgate/internal/app"
 	"github.com/smartgate/smartgate/internal/config"
 	"github.com/smartgate/smartgate/internal/demo"
@@ -101,8 +102,13 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: smartgate check-config FILE")
 		return 2
 	}
-	if _, err := config.LoadFile(args[0]); err != nil {
+	cfg, err := config.LoadFile(args[0])
+	if err != nil {
 		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if _, err := consent.NewCatalog(cfg.Consent.Text); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", args[0], err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: configuration is valid\n", args[0])

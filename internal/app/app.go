@@ -74,11 +74,15 @@ func Build(ctx context.Context, cfg *config.Config, parts *Parts, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
+	text, err := consent.NewCatalog(cfg.Consent.Text)
+	if err != nil {
+		return nil, err
+	}
 	pages, err := consent.NewPages(consent.Branding{
 		HospitalName: cfg.Consent.HospitalName,
 		LogoURL:      cfg.Consent.LogoURL,
 		AccentColor:  cfg.Consent.AccentColor,
-	}, basePath(cfg)+proxy.PathStatic)
+	}, basePath(cfg)+proxy.PathStatic, text)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/smartgate/smartgate/internal/config"
 	"github.com/smartgate/smartgate/internal/scope"
@@ -22,8 +23,18 @@ type Client struct {
 	Type         config.ClientType
 	RedirectURIs []string
 	Allowed      scope.List
+	Required     scope.List // shown locked on the consent page
 	Policy       config.RefreshPolicy
-	secretHash   []byte // SHA-256 of the secret, confidential clients only
+	// RememberConsent is how long an allowed consent skips the page; zero asks every time.
+	RememberConsent time.Duration
+	Info            Info
+	secretHash      []byte // SHA-256 of the secret, confidential clients only
+}
+
+// Info is what patients are shown about an app.
+type Info struct {
+	LogoURL, Publisher, HomePage, PrivacyPolicyURL, TermsURL string
+	Reviewed                                                 bool
 }
 
 // Public reports whether the client cannot keep a secret.
@@ -40,7 +51,12 @@ func New(cfg *config.Config) *Registry {
 	for i := range cfg.Clients {
 		cc := &cfg.Clients[i]
 		allowed, _ := scope.ParseList(strings.Join(cc.Scopes, " "))
+		required, _ := scope.ParseList(strings.Join(cc.RequiredScopes, " "))
 		c := &Client{
+			Required:        required,
+			RememberConsent: cc.RememberConsent,
+			Info: Info{LogoURL: cc.LogoURL, Publisher: cc.Publisher, HomePage: cc.HomePage,
+				PrivacyPolicyURL: cc.PrivacyPolicyURL, TermsURL: cc.TermsURL, Reviewed: cc.Reviewed},
 			ID:           cc.ClientID,
 			Name:         cc.Name,
 			Type:         cc.Type,
@@ -92,8 +108,10 @@ func (c *Client) RedirectURIAllowed(uri string) bool {
 			return true
 		}
 	}
+	// Only the port may differ from the registered URI, so the scheme is
+	// compared as written and an empty query ("?") or fragment ("#") counts.
 	u, err := url.Parse(uri)
-	if err != nil || u.Scheme != "http" || u.Port() == "" || u.User != nil || u.Fragment != "" {
+	if err != nil || !strings.HasPrefix(uri, "http://") || u.Port() == "" || u.User != nil || strings.Contains(uri, "#") {
 		return false
 	}
 	ip := net.ParseIP(u.Hostname())
@@ -105,7 +123,7 @@ func (c *Client) RedirectURIAllowed(uri string) bool {
 		if err != nil || ru.Scheme != "http" || ru.Port() != "" || ru.Hostname() != u.Hostname() {
 			continue
 		}
-		if ru.Path == u.Path && ru.RawQuery == u.RawQuery && ru.RawPath == u.RawPath {
+		if ru.Path == u.Path && ru.RawQuery == u.RawQuery && ru.ForceQuery == u.ForceQuery && ru.RawPath == u.RawPath {
 			return true
 		}
 	}

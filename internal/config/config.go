@@ -140,16 +140,36 @@ type Client struct {
 	ClientSecretSHA256 string `yaml:"client_secret_sha256"`
 	ClientSecret       string `yaml:"client_secret"`
 	ClientSecretFile   string `yaml:"client_secret_file"`
+	// RequiredScopes are scopes the app cannot work without. The consent
+	// page shows them checked and locked, with a note saying so.
+	RequiredScopes []string `yaml:"required_scopes"`
 	// RefreshPolicy overrides the policy of the client's type.
 	RefreshPolicy RefreshPolicy `yaml:"refresh_policy"`
+	// RememberConsent skips the consent page for this long after the user
+	// allowed the app, as long as the earlier grant covers the request.
+	// Zero (the default) asks every time.
+	RememberConsent time.Duration `yaml:"remember_consent"`
+
+	// What the consent page and the patient's /apps page show about the app.
+	LogoURL          string `yaml:"logo_url"`
+	Publisher        string `yaml:"publisher"`
+	HomePage         string `yaml:"home_page"`
+	PrivacyPolicyURL string `yaml:"privacy_policy_url"`
+	TermsURL         string `yaml:"terms_url"`
+	// Reviewed says the hospital has reviewed the app. Pages tell the
+	// patient plainly when it has not.
+	Reviewed bool `yaml:"reviewed"`
 }
 
-// Consent holds the hospital's branding on the consent page.
+// Consent holds the hospital's branding and wording on the patient pages.
 type Consent struct {
 	HospitalName string `yaml:"hospital_name"`
 	LogoURL      string `yaml:"logo_url"`
 	// AccentColor is a CSS hex colour such as "#005ea2".
 	AccentColor string `yaml:"accent_color"`
+	// Text overrides catalog texts by language and message id, for
+	// example text: {en: {"page.title": "Share your records?"}}.
+	Text map[string]map[string]string `yaml:"text"`
 }
 
 // Log chooses the log format and level.

@@ -311,9 +311,28 @@ func (v *validator) clients(c *Config) {
 		if len(cl.Scopes) == 0 {
 			v.add(p+".scopes", "missing; list the scopes this app may be granted, such as patient/*.rs")
 		}
+		allowed, _ := scope.ParseList(strings.Join(cl.Scopes, " "))
 		for j, s := range cl.Scopes {
 			if _, err := scope.Parse(s); err != nil {
 				v.add(fmt.Sprintf("%s.scopes[%d]", p, j), err.Error())
+			}
+		}
+		for j, s := range cl.RequiredScopes {
+			rs, err := scope.Parse(s)
+			switch {
+			case err != nil:
+				v.add(fmt.Sprintf("%s.required_scopes[%d]", p, j), err.Error())
+			case !allowed.Covers(rs):
+				v.add(fmt.Sprintf("%s.required_scopes[%d]", p, j), fmt.Sprintf("%q is not among the client's scopes", s))
+			}
+		}
+		if cl.RememberConsent < 0 || cl.RememberConsent > 366*24*time.Hour {
+			v.add(p+".remember_consent", fmt.Sprintf("%s is outside 0s to 8784h (one year)", cl.RememberConsent))
+		}
+		for _, link := range []struct{ key, val string }{{"logo_url", cl.LogoURL}, {"home_page", cl.HomePage},
+			{"privacy_policy_url", cl.PrivacyPolicyURL}, {"terms_url", cl.TermsURL}} {
+			if link.val != "" {
+				v.absoluteURL(p+"."+link.key, link.val, c.Server.InsecureAllowHTTP)
 			}
 		}
 		if o := cl.RefreshPolicy; o.Rotation != nil || o.GraceWindow != 0 || o.IdleTimeout != 0 || o.AbsoluteLifetime != 0 {

@@ -337,7 +337,7 @@ func TestUserWithoutPatientRecord(t *testing.T) {
 	l := newLaunch(e, gatewaytest.PublicClient, appRedirect, "openid fhirUser launch/patient patient/*.rs")
 	b := testenv.NewBrowser(t, appRedirect)
 	page := standaloneLaunch(t, e, b, l, testenv.ClinicianUser, testenv.ClinicianPass)
-	if page.Status != http.StatusForbidden || !strings.Contains(page.Body, "not linked to a patient record") {
+	if page.Status != http.StatusForbidden || !strings.Contains(page.Body, "has no patient record") {
 		t.Fatalf("want a 403 page about the missing patient record, got %d:\n%s", page.Status, page.Body)
 	}
 	if !strings.Contains(page.Body, "error=access_denied") {

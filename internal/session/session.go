@@ -189,7 +189,7 @@ func (b *Browser) AddPending(id string) {
 	b.sess.Values[pendingKey] = ids
 }
 
-// RemovePending forgets a request id.
+// RemovePending removes a request id.
 func (b *Browser) RemovePending(id string) {
 	var keep []string
 	for _, p := range b.Pending() {
@@ -205,3 +205,46 @@ func (b *Browser) Regenerate(ctx context.Context) error { return b.store.Regener
 
 // Save writes the session and its cookie.
 func (b *Browser) Save(r *http.Request, w http.ResponseWriter) error { return b.sess.Save(r, w) }
+
+// User is the person signed in to the patient's /apps page.
+type User struct {
+	Subject string
+	Name    string
+	Patient string
+	// CSRF is the token the page's forms must carry.
+	CSRF string
+}
+
+const (
+	userSubjectKey = "user_sub"
+	userNameKey    = "user_name"
+	userPatientKey = "user_patient"
+	userCSRFKey    = "user_csrf"
+)
+
+// SetUser signs a user in to the /apps page for the session's lifetime.
+func (b *Browser) SetUser(u User) {
+	b.sess.Values[userSubjectKey] = u.Subject
+	b.sess.Values[userNameKey] = u.Name
+	b.sess.Values[userPatientKey] = u.Patient
+	b.sess.Values[userCSRFKey] = u.CSRF
+}
+
+// User returns the signed-in user, if any.
+func (b *Browser) User() (User, bool) {
+	sub, _ := b.sess.Values[userSubjectKey].(string)
+	if sub == "" {
+		return User{}, false
+	}
+	name, _ := b.sess.Values[userNameKey].(string)
+	patient, _ := b.sess.Values[userPatientKey].(string)
+	csrf, _ := b.sess.Values[userCSRFKey].(string)
+	return User{Subject: sub, Name: name, Patient: patient, CSRF: csrf}, true
+}
+
+// ClearUser signs the user out of the /apps page.
+func (b *Browser) ClearUser() {
+	for _, k := range []string{userSubjectKey, userNameKey, userPatientKey, userCSRFKey} {
+		delete(b.sess.Values, k)
+	}
+}

@@ -10,8 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Grant is what a user allowed a client: the content of an authorization
-// code and of the refresh token family it starts.
+// Grant is the access a user gave a client: the content of an
+// authorization code and of the refresh token family it starts.
 type Grant struct {
 	ClientID    string
 	Scope       string // granted scopes, space-separated, as requested
@@ -27,7 +27,7 @@ type Grant struct {
 	CodeChallenge string
 }
 
-// RefreshTerms says whether and how a refresh token family starts when a
+// RefreshTerms decides whether and how a refresh token family starts when a
 // code is redeemed. Rotate, GraceWindow and IdleTimeout come from the
 // client's refresh policy; Expires (zero for none) caps the family.
 type RefreshTerms struct {
@@ -66,7 +66,7 @@ func boolFlag(b bool) string {
 	return "0"
 }
 
-// CodeMismatchError says which check of a code exchange failed. The code
+// CodeMismatchError names the check of a code exchange failed. The code
 // is spent all the same.
 type CodeMismatchError struct{ Field string }
 

@@ -134,37 +134,47 @@ func attrs(s string) map[string]string {
 // page URL.
 func (p *Page) Form(t testing.TB) *Form {
 	t.Helper()
-	m := formTag.FindStringSubmatch(p.Body)
-	if m == nil {
+	forms := p.Forms(t)
+	if len(forms) == 0 {
 		t.Fatalf("browser: no form on %s (status %d):\n%s", p.URL, p.Status, p.Body)
 	}
-	action, err := p.URL.Parse(attrs(m[1])["action"])
-	if err != nil {
-		t.Fatalf("browser: form action: %v", err)
-	}
-	labels := map[string]string{}
-	for _, l := range labelTag.FindAllStringSubmatch(m[2], -1) {
-		labels[l[1]] = strings.TrimSpace(html.UnescapeString(l[2]))
-	}
-	f := &Form{Action: action.String(), Fields: url.Values{}}
-	for _, in := range inputTag.FindAllStringSubmatch(m[2], -1) {
-		a := attrs(in[1])
-		if a["name"] == "" || a["disabled"] != "" {
-			continue
+	return forms[0]
+}
+
+// Forms parses every form of the page.
+func (p *Page) Forms(t testing.TB) []*Form {
+	t.Helper()
+	var out []*Form
+	for _, m := range formTag.FindAllStringSubmatch(p.Body, -1) {
+		action, err := p.URL.Parse(attrs(m[1])["action"])
+		if err != nil {
+			t.Fatalf("browser: form action: %v", err)
 		}
-		switch a["type"] {
-		case "checkbox":
-			cb := Checkbox{Name: a["name"], Value: a["value"], Label: labels[a["id"]], Checked: a["checked"] != ""}
-			f.Boxes = append(f.Boxes, cb)
-			if cb.Checked {
-				f.Fields.Add(cb.Name, cb.Value)
+		labels := map[string]string{}
+		for _, l := range labelTag.FindAllStringSubmatch(m[2], -1) {
+			labels[l[1]] = strings.TrimSpace(html.UnescapeString(l[2]))
+		}
+		f := &Form{Action: action.String(), Fields: url.Values{}}
+		for _, in := range inputTag.FindAllStringSubmatch(m[2], -1) {
+			a := attrs(in[1])
+			if a["name"] == "" || a["disabled"] != "" {
+				continue
 			}
-		case "submit", "button":
-		default:
-			f.Fields.Add(a["name"], a["value"])
+			switch a["type"] {
+			case "checkbox":
+				cb := Checkbox{Name: a["name"], Value: a["value"], Label: labels[a["id"]], Checked: a["checked"] != ""}
+				f.Boxes = append(f.Boxes, cb)
+				if cb.Checked {
+					f.Fields.Add(cb.Name, cb.Value)
+				}
+			case "submit", "button":
+			default:
+				f.Fields.Add(a["name"], a["value"])
+			}
 		}
+		out = append(out, f)
 	}
-	return f
+	return out
 }
 
 // Uncheck removes a checked checkbox value from the submission.

@@ -1,8 +1,8 @@
 // Package upstream logs users in at the hospital's identity provider as
-// an OpenID Connect relying party (go-oidc and x/oauth2): discovery, the
-// authorization request with its own state, nonce and PKCE, the code
-// exchange, ID token verification and the mapping of claims to the SMART
-// context (patient id, fhirUser, display name).
+// an OpenID Connect relying party, built on go-oidc and x/oauth2. It runs
+// discovery, sends the authorization request with its own state, nonce
+// and PKCE, exchanges the code, verifies the ID token, and maps claims to
+// the SMART context (patient id, fhirUser, display name).
 //
 // It owns no routes; package proxy calls it from /authorize and /callback.
 package upstream
@@ -19,7 +19,7 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Config is what the relying party needs.
+// Config is the relying party configuration.
 type Config struct {
 	Issuer       string
 	ClientID     string
@@ -76,7 +76,7 @@ func (p *Provider) AuthCodeURL(l Login) string {
 	return p.oauth.AuthCodeURL(l.State, oidc.Nonce(l.Nonce), oauth2.S256ChallengeOption(l.Verifier))
 }
 
-// Identity is the user as the gateway sees them after login.
+// Identity is the logged-in user, mapped to the SMART context.
 type Identity struct {
 	Subject  string
 	Patient  string // FHIR Patient id, "" when the user has none
@@ -87,7 +87,7 @@ type Identity struct {
 
 var (
 	// ErrLoginFailed: the upstream did not complete the login (denied,
-	// mix-up, bad ID token). The message says why.
+	// mix-up, bad ID token). The message gives the reason.
 	ErrLoginFailed = errors.New("upstream login failed")
 	// ErrUnavailable: the upstream could not be reached or failed.
 	ErrUnavailable = errors.New("upstream unavailable")

@@ -35,6 +35,8 @@ const (
 	ConfidentialClient = "web-app"
 	ConfidentialSecret = "web-app-secret-0123456789-abcdefghijklmnop"
 	ConfidentialRedir  = "https://web-app.example.org/callback"
+	// RememberingClient is a public client whose consent is remembered for a day.
+	RememberingClient = "remembering-app"
 )
 
 // Listener reserves the gateway's address before anything that must know
@@ -82,6 +84,15 @@ func Config(t testing.TB, dir, publicURL, redisAddr string, up *testenv.Upstream
 				RedirectURIs: []string{PublicRedirect},
 				Scopes: []string{"openid", "fhirUser", "profile", "launch/patient", "offline_access",
 					"patient/*.cruds"},
+			},
+			{
+				ClientID: RememberingClient, Name: "Steps Tracker", Type: config.ClientPublic,
+				RedirectURIs: []string{PublicRedirect}, RememberConsent: 24 * time.Hour,
+				Scopes:         []string{"openid", "fhirUser", "launch/patient", "offline_access", "patient/*.rs"},
+				RequiredScopes: []string{"patient/Patient.rs"},
+				Publisher:      "Example Health Apps", HomePage: "https://steps.example.org",
+				PrivacyPolicyURL: "https://steps.example.org/privacy", TermsURL: "https://steps.example.org/terms",
+				Reviewed: true,
 			},
 			{
 				ClientID: ConfidentialClient, Name: "Care Web", Type: config.ClientConfidentialSymmetric,
