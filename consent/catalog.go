@@ -76,7 +76,8 @@ var english = messages{
 	"all.patient":     "all your health records, also new kinds added later",
 	"all.user":        "all health records you have access to, also new kinds added later",
 	"all.system":      "all health records, also new kinds added later",
-	"resource.any":    "records of type %s",
+	"resource.any":    "other health records",
+	"long.kind":       "The hospital's system calls this kind of record %s.",
 	"restricted.some": "(only some, picked by the app)",
 	"long.limited":    "The app cannot see your other %s.",
 
@@ -171,7 +172,8 @@ var spanish = messages{
 	"all.patient":     "todos sus registros de salud, incluidos los tipos que se agreguen después",
 	"all.user":        "todos los registros de salud a los que usted tiene acceso, incluidos los tipos que se agreguen después",
 	"all.system":      "todos los registros de salud, incluidos los tipos que se agreguen después",
-	"resource.any":    "registros del tipo %s",
+	"resource.any":    "otros registros de salud",
+	"long.kind":       "El sistema del hospital llama %s a este tipo de registro.",
 	"restricted.some": "(solo algunos, elegidos por la aplicación)",
 	"long.limited":    "La aplicación no puede ver el resto de sus %s.",
 
@@ -241,7 +243,10 @@ var categories = map[string]map[string]string{
 		"therapy": "therapy notes", "activity": "activity levels", "procedure": "procedure results",
 		"problem-list-item": "problems", "health-concern": "health concerns",
 		"encounter-diagnosis": "diagnoses from visits", "clinical-note": "clinical notes",
-		"sdoh": "social needs",
+		"sdoh": "social needs", "functional-status": "how well you do daily tasks",
+		"disability-status": "disability details", "cognitive-status": "memory and thinking checks",
+		"clinical-test": "other clinical tests", "LAB": "lab reports", "RAD": "imaging reports",
+		"treatment-intervention-preference": "care wishes", "care-experience-preference": "care wishes",
 	},
 	"es": {
 		"laboratory": "resultados de laboratorio", "vital-signs": "signos vitales", "social-history": "historia social",
@@ -249,6 +254,9 @@ var categories = map[string]map[string]string{
 		"therapy": "notas de terapia", "activity": "mediciones de actividad", "procedure": "resultados de procedimientos",
 		"problem-list-item": "problemas", "health-concern": "preocupaciones de salud",
 		"encounter-diagnosis": "diagnósticos de visitas", "clinical-note": "notas clínicas",
-		"sdoh": "necesidades sociales",
+		"sdoh": "necesidades sociales", "functional-status": "cómo hace sus tareas diarias",
+		"disability-status": "datos de discapacidad", "cognitive-status": "pruebas de memoria y razonamiento",
+		"clinical-test": "otras pruebas clínicas", "LAB": "informes de laboratorio", "RAD": "informes de imágenes",
+		"treatment-intervention-preference": "deseos de atención", "care-experience-preference": "deseos de atención",
 	},
 }

@@ -163,6 +163,9 @@ func describeResource(m messages, s scope.Scope) (short, long string) {
 	short = capitalize(verbs + " " + what)
 	long = fmt.Sprintf(m["long.resource"], verbs, what)
 	long += limited
+	if _, known := m["record."+s.Resource]; !known {
+		long += " " + fmt.Sprintf(m["long.kind"], s.Resource)
+	}
 	if s.Perms&(scope.PermCreate|scope.PermUpdate) != 0 {
 		long += " " + m["long.write"]
 	}
@@ -176,7 +179,7 @@ func recordName(m messages, resource string) string {
 	if n, ok := m["record."+resource]; ok {
 		return n
 	}
-	return fmt.Sprintf(m["resource.any"], resource)
+	return m["resource.any"]
 }
 
 // categoryName names the one category a granular query limits records

@@ -157,6 +157,9 @@ func parseResource(s Scope, level Level, rest string) (Scope, error) {
 	if !ok || !resourceType.MatchString(typ) {
 		return s, fmt.Errorf("%w: %q: expected <level>/<ResourceType or *>.<permissions>", ErrInvalid, s.Raw)
 	}
+	if typ != "*" && !resourceTypes[typ] {
+		return s, fmt.Errorf("%w: %q: %s is not a FHIR resource type", ErrInvalid, s.Raw, typ)
+	}
 	s.Kind = KindResource
 	s.Level = level
 	s.Resource = typ

@@ -78,12 +78,6 @@ func TestParseAccepted(t *testing.T) {
 		{"query on wildcard", "patient/*.rs?_security=R",
 			Scope{Kind: KindResource, Level: LevelPatient, Resource: "*", Perms: permRS, Query: "_security=R"}},
 
-		// Resource types the gateway has no name for still parse.
-		{"unknown capitalised type", "patient/Xyzzy.rs",
-			Scope{Kind: KindResource, Level: LevelPatient, Resource: "Xyzzy", Perms: permRS}},
-		{"two letter type", "patient/Ab.r",
-			Scope{Kind: KindResource, Level: LevelPatient, Resource: "Ab", Perms: PermRead}},
-
 		// Launch context scopes.
 		{"launch", "launch", Scope{Kind: KindLaunch}},
 		{"launch patient", "launch/patient", Scope{Kind: KindLaunch, Context: "patient"}},
@@ -176,6 +170,9 @@ func TestParseRejected(t *testing.T) {
 
 		{"upper-case level", "Patient/Observation.rs", `invalid scope: "Patient/Observation.rs"`},
 		{"unknown level", "group/Observation.rs", `invalid scope: "group/Observation.rs"`},
+		{"unknown resource type", "patient/Xyzzy.rs", "Xyzzy is not a FHIR resource type"},
+		{"two letter type", "patient/Ab.r", "Ab is not a FHIR resource type"},
+		{"type in wrong case", "patient/OBSERVATION.rs", "OBSERVATION is not a FHIR resource type"},
 		{"upper-case openid", "OpenID", `invalid scope: "OpenID"`},
 		{"lower-case fhiruser", "fhiruser", `invalid scope: "fhiruser"`},
 		{"plain OIDC email", "email", `invalid scope: "email"`},
