@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"golang.org/x/text/language"
@@ -43,7 +44,7 @@ type Pages struct {
 	errors  *template.Template
 	text    *Catalog
 	brand   Branding
-	static  string // URL path of the static files
+	static  string // URL path of the static files, without a trailing slash
 }
 
 // NewPages parses the embedded templates. staticPath is where the router
@@ -59,7 +60,7 @@ func NewPages(brand Branding, staticPath string, text *Catalog) (*Pages, error) 
 	if text == nil {
 		text = defaultCatalog
 	}
-	p := &Pages{text: text, brand: brand, static: staticPath}
+	p := &Pages{text: text, brand: brand, static: strings.TrimSuffix(staticPath, "/")}
 	var err error
 	if p.consent, err = parse("consent.html"); err != nil {
 		return nil, err
@@ -148,6 +149,14 @@ type common struct {
 	Static    string
 }
 
+func (p *Pages) brandLine(lang string) brandLine {
+	b := brandLine{LogoURL: p.brand.LogoURL}
+	if p.brand.HospitalName != "" {
+		b.Line = p.text.Text(lang, "page.hospital", p.brand.HospitalName)
+	}
+	return b
+}
+
 func (p *Pages) common(lang, titleID string, page *url.URL) common {
 	if page == nil {
 		page = &url.URL{Path: "/"}
@@ -156,7 +165,7 @@ func (p *Pages) common(lang, titleID string, page *url.URL) common {
 		Lang:      lang,
 		Title:     p.text.Text(lang, titleID),
 		Text:      p.text.lang(lang),
-		Brand:     brandLine{LogoURL: p.brand.LogoURL, Line: p.text.Text(lang, "page.hospital", p.brand.HospitalName)},
+		Brand:     p.brandLine(lang),
 		Languages: p.languageLinks(lang, page),
 		Static:    p.static,
 	}

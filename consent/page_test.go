@@ -233,3 +233,30 @@ func TestRenderError(t *testing.T) {
 		})
 	}
 }
+
+func TestStaticServesThemeAndStyles(t *testing.T) {
+	pages, err := NewPages(Branding{AccentColor: "#123456"}, "/base/static/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"/base/static/theme.css", "--accent:#123456"},
+		{"/base/static/consent.css", ".buttons"},
+	} {
+		rec := httptest.NewRecorder()
+		pages.Static().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))
+		if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/css") ||
+			!strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("GET %s: %d %q, body lacks %q", tc.path, rec.Code, rec.Header().Get("Content-Type"), tc.want)
+		}
+	}
+	body, err := pages.RenderError("en", ErrorView{MessageID: "error.internal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, link := range []string{`href="/base/static/consent.css"`, `href="/base/static/theme.css"`} {
+		if !strings.Contains(string(body), link) {
+			t.Errorf("page lacks %s", link)
+		}
+	}
+}

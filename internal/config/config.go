@@ -13,8 +13,10 @@ type Config struct {
 	Tokens        Tokens          `yaml:"tokens"`
 	RefreshPolicy RefreshPolicies `yaml:"refresh_policy"`
 	Clients       []Client        `yaml:"clients"`
-	Consent       Consent         `yaml:"consent"`
-	Log           Log             `yaml:"log"`
+	// ResourceServers may call /introspect.
+	ResourceServers []ResourceServer `yaml:"resource_servers"`
+	Consent         Consent          `yaml:"consent"`
+	Log             Log              `yaml:"log"`
 }
 
 // Server holds the public listener and the gateway's own identity.
@@ -97,8 +99,9 @@ type Tokens struct {
 
 // RefreshPolicies holds the refresh token policy of each client type.
 type RefreshPolicies struct {
-	Public                RefreshPolicy `yaml:"public"`
-	ConfidentialSymmetric RefreshPolicy `yaml:"confidential_symmetric"`
+	Public                 RefreshPolicy `yaml:"public"`
+	ConfidentialSymmetric  RefreshPolicy `yaml:"confidential_symmetric"`
+	ConfidentialAsymmetric RefreshPolicy `yaml:"confidential_asymmetric"`
 }
 
 // RefreshPolicy decides how refresh tokens of one client type behave.
@@ -121,8 +124,9 @@ type RefreshPolicy struct {
 type ClientType string
 
 const (
-	ClientPublic                ClientType = "public"
-	ClientConfidentialSymmetric ClientType = "confidential-symmetric"
+	ClientPublic                 ClientType = "public"
+	ClientConfidentialSymmetric  ClientType = "confidential-symmetric"
+	ClientConfidentialAsymmetric ClientType = "confidential-asymmetric"
 )
 
 // Client is one registered SMART app.
@@ -143,6 +147,17 @@ type Client struct {
 	// RequiredScopes are scopes the app cannot work without. The consent
 	// page shows them checked and locked, with a note saying so.
 	RequiredScopes []string `yaml:"required_scopes"`
+	// JWKS (inline, as YAML) or JWKSURI holds the public keys of a
+	// confidential-asymmetric client, which authenticates with private_key_jwt.
+	JWKS    map[string]any `yaml:"jwks"`
+	JWKSURI string         `yaml:"jwks_uri"`
+	// GrantTypes the client may use; default authorization_code and
+	// refresh_token. client_credentials (SMART Backend Services) needs a
+	// confidential-asymmetric client and system/ scopes.
+	GrantTypes []string `yaml:"grant_types"`
+	// RequireDPoP makes a public client prove possession of a key (RFC 9449)
+	// at /token; its refresh tokens and access tokens are then bound to the key.
+	RequireDPoP bool `yaml:"require_dpop"`
 	// RefreshPolicy overrides the policy of the client's type.
 	RefreshPolicy RefreshPolicy `yaml:"refresh_policy"`
 	// RememberConsent skips the consent page for this long after the user
@@ -159,6 +174,15 @@ type Client struct {
 	// Reviewed says the hospital has reviewed the app. Pages tell the
 	// patient plainly when it has not.
 	Reviewed bool `yaml:"reviewed"`
+}
+
+// ResourceServer is a FHIR server allowed to call /introspect. It
+// authenticates with HTTP Basic: its id and secret.
+type ResourceServer struct {
+	ID           string `yaml:"id"`
+	SecretSHA256 string `yaml:"secret_sha256"`
+	Secret       string `yaml:"secret"`
+	SecretFile   string `yaml:"secret_file"`
 }
 
 // Consent holds the hospital's branding and wording on the patient pages.

@@ -20,6 +20,7 @@ func setExampleEnv(t *testing.T) {
 	t.Setenv("SMARTGATE_UPSTREAM_CLIENT_SECRET", "example-upstream-secret")
 	t.Setenv("SMARTGATE_REDIS_PASSWORD", "example-redis-password")
 	t.Setenv("GROWTH_APP_SECRET", "example-growth-chart-secret-0123456789")
+	t.Setenv("FHIR_INTROSPECT_SECRET", "example-introspection-secret-0123456789")
 }
 
 func TestExampleLoads(t *testing.T) {
@@ -31,12 +32,14 @@ func TestExampleLoads(t *testing.T) {
 	if got := cfg.Server.CookieSecret; got != "example-cookie-secret-0123456789abcdef" {
 		t.Errorf("server.cookie_secret = %q, want the value of SMARTGATE_COOKIE_SECRET", got)
 	}
-	if got := len(cfg.Clients); got != 2 {
-		t.Fatalf("got %d clients, want 2", got)
+	var types []ClientType
+	for _, c := range cfg.Clients {
+		types = append(types, c.Type)
 	}
-	types := []ClientType{cfg.Clients[0].Type, cfg.Clients[1].Type}
-	if !slices.Contains(types, ClientPublic) || !slices.Contains(types, ClientConfidentialSymmetric) {
-		t.Errorf("client types = %q, want one public and one confidential-symmetric client", types)
+	for _, want := range []ClientType{ClientPublic, ClientConfidentialSymmetric, ClientConfidentialAsymmetric} {
+		if !slices.Contains(types, want) {
+			t.Errorf("client types = %q, want an example of %s", types, want)
+		}
 	}
 }
 

@@ -219,7 +219,8 @@ func sectionName(goType string) string {
 		"ClaimMapping": "upstream.claims", "Redis": "redis", "FHIR": "fhir",
 		"Keys": "keys", "Tokens": "tokens", "RefreshPolicies": "refresh_policy",
 		"RefreshPolicy": "a refresh policy", "Client": "a client", "Consent": "consent",
-		"Log": "log",
+		"ResourceServer": "a resource server",
+		"Log":            "log",
 	}
 	if n, ok := names[goType]; ok {
 		return n
@@ -253,6 +254,10 @@ func readSecretFiles(c *Config, lines map[string]int) []Problem {
 	for i := range c.Clients {
 		p := fmt.Sprintf("clients[%d].client_secret_file", i)
 		read(p, c.Clients[i].ClientSecretFile, &c.Clients[i].ClientSecret)
+	}
+	for i := range c.ResourceServers {
+		p := fmt.Sprintf("resource_servers[%d].secret_file", i)
+		read(p, c.ResourceServers[i].SecretFile, &c.ResourceServers[i].Secret)
 	}
 	return problems
 }

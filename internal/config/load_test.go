@@ -460,7 +460,7 @@ func TestApplyDefaults(t *testing.T) {
 		{"confidential idle timeout", c.RefreshPolicy.ConfidentialSymmetric.IdleTimeout, 90 * 24 * time.Hour},
 		{"log format", c.Log.Format, "json"},
 		{"log level", c.Log.Level, "info"},
-		{"hospital name", c.Consent.HospitalName, "Your hospital"},
+		{"hospital name", c.Consent.HospitalName, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

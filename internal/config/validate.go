@@ -55,14 +55,17 @@ func ApplyDefaults(c *Config) {
 	setDuration(&t.AuthorizationLifetime, DefaultAuthorizationLifetime)
 	c.RefreshPolicy.Public.fill(RefreshPolicy{})
 	c.RefreshPolicy.ConfidentialSymmetric.fill(RefreshPolicy{})
+	c.RefreshPolicy.ConfidentialAsymmetric.fill(RefreshPolicy{})
+	for i := range c.Clients {
+		if len(c.Clients[i].GrantTypes) == 0 {
+			c.Clients[i].GrantTypes = []string{"authorization_code", "refresh_token"}
+		}
+	}
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
-	}
-	if c.Consent.HospitalName == "" {
-		c.Consent.HospitalName = "Your hospital"
 	}
 }
 
@@ -88,8 +91,11 @@ func (p *RefreshPolicy) fill(base RefreshPolicy) {
 // top of its type's policy. Public clients always rotate.
 func (c *Config) PolicyFor(cl *Client) RefreshPolicy {
 	base := c.RefreshPolicy.ConfidentialSymmetric
-	if cl.Type == ClientPublic {
+	switch cl.Type {
+	case ClientPublic:
 		base = c.RefreshPolicy.Public
+	case ClientConfidentialAsymmetric:
+		base = c.RefreshPolicy.ConfidentialAsymmetric
 	}
 	p := cl.RefreshPolicy
 	p.fill(base)
@@ -134,6 +140,8 @@ func Validate(c *Config, lines map[string]int) []Problem {
 	v.tokens(c.Tokens)
 	v.policy("refresh_policy.public", c.RefreshPolicy.Public, true)
 	v.policy("refresh_policy.confidential_symmetric", c.RefreshPolicy.ConfidentialSymmetric, false)
+	v.policy("refresh_policy.confidential_asymmetric", c.RefreshPolicy.ConfidentialAsymmetric, false)
+	v.resourceServers(c)
 	v.clients(c)
 	if c.Consent.AccentColor != "" && !hexColor.MatchString(c.Consent.AccentColor) {
 		v.add("consent.accent_color", fmt.Sprintf("%q is not a colour like #005ea2", c.Consent.AccentColor))
@@ -297,12 +305,21 @@ func (v *validator) clients(c *Config) {
 			}
 		case ClientConfidentialSymmetric:
 			v.clientSecret(p, cl)
+		case ClientConfidentialAsymmetric:
+			v.clientKeys(p, cl, c.Server.InsecureAllowHTTP)
 		case "":
-			v.add(p+".type", "missing; set public or confidential-symmetric")
+			v.add(p+".type", "missing; set public, confidential-symmetric or confidential-asymmetric")
 		default:
-			v.add(p+".type", fmt.Sprintf("%q is not public or confidential-symmetric", cl.Type))
+			v.add(p+".type", fmt.Sprintf("%q is not public, confidential-symmetric or confidential-asymmetric", cl.Type))
 		}
-		if len(cl.RedirectURIs) == 0 {
+		if cl.Type != ClientConfidentialAsymmetric && (cl.JWKSURI != "" || cl.JWKS != nil) {
+			v.add(p+".jwks", "only a confidential-asymmetric client has keys")
+		}
+		if cl.RequireDPoP && cl.Type != ClientPublic {
+			v.add(p+".require_dpop", "DPoP binding is offered to public clients; confidential clients are bound by their credentials")
+		}
+		codeFlow := v.grantTypes(p, cl)
+		if codeFlow && len(cl.RedirectURIs) == 0 {
 			v.add(p+".redirect_uris", "missing; list the exact redirect URIs of the app")
 		}
 		for j, r := range cl.RedirectURIs {
@@ -340,6 +357,61 @@ func (v *validator) clients(c *Config) {
 			merged.Rotation = o.Rotation
 			v.policy(p+".refresh_policy", merged, cl.Type == ClientPublic)
 		}
+	}
+}
+
+// grantTypes checks the client's grant types and reports whether it
+// uses the authorization code flow.
+func (v *validator) grantTypes(p string, cl Client) bool {
+	codeFlow := false
+	for j, gt := range cl.GrantTypes {
+		path := fmt.Sprintf("%s.grant_types[%d]", p, j)
+		switch gt {
+		case "authorization_code", "refresh_token":
+			codeFlow = codeFlow || gt == "authorization_code"
+		case "client_credentials":
+			if cl.Type != ClientConfidentialAsymmetric {
+				v.add(path, "client_credentials (SMART Backend Services) needs a confidential-asymmetric client")
+			}
+		default:
+			v.add(path, fmt.Sprintf("%q is not authorization_code, refresh_token or client_credentials", gt))
+		}
+	}
+	return codeFlow
+}
+
+// clientKeys checks the keys of a private_key_jwt client: inline or at a
+// URL, not both.
+func (v *validator) clientKeys(p string, cl Client, allowHTTP bool) {
+	switch {
+	case cl.JWKSURI != "" && cl.JWKS != nil:
+		v.add(p+".jwks", "set either jwks or jwks_uri, not both")
+	case cl.JWKSURI != "":
+		v.absoluteURL(p+".jwks_uri", cl.JWKSURI, allowHTTP)
+	case cl.JWKS != nil:
+		keys, ok := cl.JWKS["keys"].([]any)
+		if !ok || len(keys) == 0 {
+			v.add(p+".jwks", "must be a JWK Set: a map with a non-empty keys list")
+		}
+	default:
+		v.add(p+".jwks_uri", "missing; a confidential-asymmetric client needs jwks_uri (preferred) or jwks")
+	}
+	if cl.ClientSecret != "" || cl.ClientSecretSHA256 != "" {
+		v.add(p+".client_secret", "a confidential-asymmetric client authenticates with its keys, not a secret")
+	}
+}
+
+func (v *validator) resourceServers(c *Config) {
+	seen := map[string]bool{}
+	for i, rs := range c.ResourceServers {
+		p := fmt.Sprintf("resource_servers[%d]", i)
+		if !clientIDText.MatchString(rs.ID) {
+			v.add(p+".id", fmt.Sprintf("%q must be 1 to 128 letters, digits or ._~-", rs.ID))
+		} else if seen[rs.ID] {
+			v.add(p+".id", fmt.Sprintf("%q is listed twice", rs.ID))
+		}
+		seen[rs.ID] = true
+		v.clientSecret(p, Client{ClientSecret: rs.Secret, ClientSecretSHA256: rs.SecretSHA256})
 	}
 }
 

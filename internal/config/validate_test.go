@@ -131,10 +131,10 @@ func TestValidateRejects(t *testing.T) {
 		// clients
 		{"bad client type",
 			"    type: public\n", "    type: spa\n",
-			problemWant{"clients[0].type", `"spa" is not public or confidential-symmetric`, "type: spa"}},
+			problemWant{"clients[0].type", `"spa" is not public, confidential-symmetric or confidential-asymmetric`, "type: spa"}},
 		{"missing client type",
 			"    type: public\n", "",
-			problemWant{"clients[0].type", "missing; set public or confidential-symmetric", "- client_id: my-health"}},
+			problemWant{"clients[0].type", "missing; set public, confidential-symmetric or confidential-asymmetric", "- client_id: my-health"}},
 		{"duplicate client_id",
 			"  - client_id: growth-chart\n", "  - client_id: my-health # second\n",
 			problemWant{"clients[1].client_id", `"my-health" is already used by clients[0]`, "# second"}},
@@ -346,7 +346,7 @@ func TestErrorListsEveryProblem(t *testing.T) {
 	want := []string{
 		"smartgate.yaml: 3 problem(s) in the configuration",
 		"\n  line 1: server.public_url: missing;",
-		"\n  line " + strconv.Itoa(lineOf(t, doc, "type: spa")) + `: clients[0].type: "spa" is not public or confidential-symmetric`,
+		"\n  line " + strconv.Itoa(lineOf(t, doc, "type: spa")) + `: clients[0].type: "spa" is not public, confidential-symmetric or confidential-asymmetric`,
 		"\n  line " + strconv.Itoa(lineOf(t, doc, "format: xml")) + `: log.format: "xml" is not json or text`,
 	}
 	for _, w := range want {
