@@ -25,9 +25,9 @@ import (
 // updateScreenshots writes the consent page screenshots into the
 // repository, for example:
 //
-//	go test ./internal/e2e -run BrowserConsentScreenshots -update-screenshots
+//	go test ./internal/e2e -run BrowserScreenshots -update-screenshots
 var updateScreenshots = flag.Bool("update-screenshots", false,
-	"write the consent page screenshots to docs/screenshots/consent-<lang>-<width>.png at the repository root")
+	"write the patient page screenshots to docs/screenshots/<page>-<lang>-<width>.png at the repository root")
 
 // Chromium is shared by the tests of the package like the services in
 // env_test.go, and stopped with them. Each test opens its own tab in its
@@ -268,13 +268,14 @@ var (
 	consentWidths    = []int{1280, 360} // CSS pixels: a laptop and a small phone
 )
 
-// showLanguage switches the consent page to lang with its language link,
-// unless the page is in lang already.
-func showLanguage(t *testing.T, p *chrome.Page, lang string) {
+// showLanguage switches a patient page to lang with its language link,
+// unless the page is in lang already, and waits for ready, a selector of
+// the page's main content.
+func showLanguage(t *testing.T, p *chrome.Page, lang, ready string) {
 	t.Helper()
 	if current, _ := p.Attribute(`html`, "lang"); current != lang {
 		p.Click(`nav.langs a[hreflang=` + lang + `]`)
-		p.WaitVisible(`html[lang=` + lang + `] form#consent`)
+		p.WaitVisible(`html[lang=` + lang + `] ` + ready)
 	}
 	p.WaitLoaded()
 	if got, _ := p.Attribute(`html`, "lang"); got != lang {
@@ -285,10 +286,19 @@ func showLanguage(t *testing.T, p *chrome.Page, lang string) {
 func TestBrowserConsentAccessibility(t *testing.T) {
 	e := shared(t)
 	l := newLaunch(e, gatewaytest.PublicClient, appRedirect, browserScopes)
-	p := openConsentPage(t, e, l)
+	checkAxe(t, openConsentPage(t, e, l), "consent page", "form#consent")
+}
 
+func TestBrowserAppsPageAccessibility(t *testing.T) {
+	checkAxe(t, openAppsPage(t, shared(t)), "/apps page", "ul.apps")
+}
+
+// checkAxe runs axe-core on a patient page in every language at every
+// width and reports each WCAG 2.1 A/AA violation.
+func checkAxe(t *testing.T, p *chrome.Page, page, ready string) {
+	t.Helper()
 	for _, lang := range consentLanguages {
-		showLanguage(t, p, lang)
+		showLanguage(t, p, lang, ready)
 		for _, width := range consentWidths {
 			p.SetViewport(width, 800)
 			violations := p.Axe()
@@ -299,32 +309,55 @@ func TestBrowserConsentAccessibility(t *testing.T) {
 			for i, v := range violations {
 				lines[i] = "  " + v.String()
 			}
-			t.Errorf("consent page in %s at %d px: axe-core found %d WCAG 2.1 A/AA violations:\n%s",
-				lang, width, len(violations), strings.Join(lines, "\n"))
+			t.Errorf("%s in %s at %d px: axe-core found %d WCAG 2.1 A/AA violations:\n%s",
+				page, lang, width, len(violations), strings.Join(lines, "\n"))
 		}
 	}
 }
 
-func TestBrowserConsentScreenshots(t *testing.T) {
+// openAppsPage gives the patient an app with persistent access, then
+// opens /apps in the same browser tab, where the upstream session signs
+// the patient in without a form.
+func openAppsPage(t *testing.T, e *environment) *chrome.Page {
+	t.Helper()
+	app := startRedirectCatcher(t)
+	l := newLaunch(e, gatewaytest.PublicClient, app.RedirectURI, browserScopes)
+	p := openConsentPage(t, e, l)
+	p.Click(`button#allow`)
+	exchangeCode(t, e, l, checkRedirect(t, app.wait(t, p), l))
+	p.Navigate(e.gw.URL + "/apps")
+	p.WaitVisible(`ul.apps li.appcard`)
+	return p
+}
+
+func TestBrowserScreenshots(t *testing.T) {
 	e := shared(t)
 	l := newLaunch(e, gatewaytest.PublicClient, appRedirect, browserScopes)
-	p := openConsentPage(t, e, l)
-	dir := filepath.Join("..", "..", "docs", "screenshots") // tests run in their package's folder
+	checkScreenshots(t, openConsentPage(t, e, l), "consent", "form#consent")
+	checkScreenshots(t, openAppsPage(t, e), "apps", "ul.apps")
+}
 
+// checkScreenshots takes full-page screenshots of a patient page in every
+// language at every width, checks that the page fits the width, and with
+// -update-screenshots writes them to docs/screenshots/<name>-<lang>-<width>.png.
+func checkScreenshots(t *testing.T, p *chrome.Page, name, ready string) {
+	t.Helper()
+	dir := filepath.Join("..", "..", "docs", "screenshots") // tests run in their package's folder
 	for _, lang := range consentLanguages {
-		showLanguage(t, p, lang)
+		showLanguage(t, p, lang, ready)
 		for _, width := range consentWidths {
 			shot := p.Screenshot(width)
 			cfg, format, err := image.DecodeConfig(bytes.NewReader(shot))
 			if err != nil || format != "png" {
-				t.Errorf("screenshot in %s at %d px: not a PNG image (format %q, %v)", lang, width, format, err)
+				t.Errorf("%s screenshot in %s at %d px: not a PNG image (format %q, %v)", name, lang, width, format, err)
 				continue
 			}
 			if cfg.Width != width {
-				t.Errorf("screenshot in %s at %d px is %d px wide: the page overflows the viewport sideways", lang, width, cfg.Width)
+				t.Errorf("%s screenshot in %s at %d px is %d px wide: the page overflows the viewport sideways",
+					name, lang, width, cfg.Width)
 			}
 			if cfg.Height == 0 {
-				t.Errorf("screenshot in %s at %d px is empty", lang, width)
+				t.Errorf("%s screenshot in %s at %d px is empty", name, lang, width)
 			}
 			if !*updateScreenshots {
 				continue
@@ -332,11 +365,11 @@ func TestBrowserConsentScreenshots(t *testing.T) {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			name := filepath.Join(dir, fmt.Sprintf("consent-%s-%d.png", lang, width))
-			if err := os.WriteFile(name, shot, 0o644); err != nil {
+			file := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.png", name, lang, width))
+			if err := os.WriteFile(file, shot, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("wrote %s (%dx%d)", name, cfg.Width, cfg.Height)
+			t.Logf("wrote %s (%dx%d)", file, cfg.Width, cfg.Height)
 		}
 	}
 }
