@@ -41,6 +41,7 @@ type Branding struct {
 type Pages struct {
 	consent *template.Template
 	apps    *template.Template
+	picker  *template.Template
 	errors  *template.Template
 	text    *Catalog
 	brand   Branding
@@ -66,6 +67,9 @@ func NewPages(brand Branding, staticPath string, text *Catalog) (*Pages, error) 
 		return nil, err
 	}
 	if p.apps, err = parse("apps.html"); err != nil {
+		return nil, err
+	}
+	if p.picker, err = parse("picker.html"); err != nil {
 		return nil, err
 	}
 	if p.errors, err = parse("error.html"); err != nil {
@@ -229,8 +233,11 @@ func (p *Pages) RenderConsent(lang string, v ConsentView) ([]byte, error) {
 	if v.PatientName != "" {
 		d.For = p.text.Text(lang, "page.for", v.PatientName)
 	}
-	if v.Requested.Has(scope.KindOfflineAccess) && !v.RefreshUntil.IsZero() {
+	switch {
+	case v.Requested.Has(scope.KindOfflineAccess) && !v.RefreshUntil.IsZero():
 		d.Duration = p.text.Text(lang, "page.until", FormatDate(v.RefreshUntil, lang))
+	case v.Requested.Has(scope.KindOnlineAccess):
+		d.Duration = p.text.Text(lang, "page.online")
 	}
 	n := 0
 	for _, g := range p.text.Groups(v.Requested, lang, v.RefreshUntil, v.Required) {

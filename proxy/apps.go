@@ -246,6 +246,7 @@ func (g *Gateway) handleAppsRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	g.log.InfoContext(r.Context(), "consent revoked", "request_id", RequestID(r.Context()), "event", "consent_revoked",
 		"client_id", clientID, "sub", user.Subject, "families", n)
+	g.metrics.ConsentDecisions.WithLabelValues("revoked").Inc()
 	q := url.Values{"revoked": {clientID}}
 	if l := r.PostForm.Get("lang"); l != "" {
 		q.Set("lang", l)

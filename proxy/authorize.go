@@ -27,6 +27,7 @@ type authorizeRequest struct {
 	Nonce         string
 	Scopes        scope.List // scopes that may be granted, in request order
 	Dropped       []string   // malformed or not allowed for this client
+	Launch        string     // the EHR launch value, "" for a standalone launch
 }
 
 // authorizeError is a failed authorization request. Until the client and
@@ -118,8 +119,9 @@ func parseAuthorize(form url.Values, reg *clients.Registry, fhirBases map[string
 	if !fhirBases[strings.TrimSuffix(aud, "/")] {
 		return fail(errInvalidRequest, "aud is not a FHIR server this gateway protects")
 	}
-	if form.Get("launch") != "" {
-		return fail(errInvalidRequest, "EHR launch is not available at this gateway; use a standalone launch")
+	launch := form.Get("launch")
+	if len(launch) > 16<<10 {
+		return fail(errInvalidRequest, "launch is too long")
 	}
 	if form.Get("prompt") == "none" {
 		return fail(errInteractionRequired, "this gateway always asks the user to sign in and consent")
@@ -130,7 +132,7 @@ func parseAuthorize(form url.Values, reg *clients.Registry, fhirBases map[string
 	}
 	req := &authorizeRequest{
 		Client: client, RedirectURI: redirectURI, State: state, Audience: strings.TrimSuffix(aud, "/"),
-		CodeChallenge: challenge, Nonce: nonce,
+		CodeChallenge: challenge, Nonce: nonce, Launch: launch,
 	}
 	requested, rejected := scope.ParseList(form.Get("scope"))
 	req.Dropped = rejected
@@ -139,9 +141,8 @@ func parseAuthorize(form url.Values, reg *clients.Registry, fhirBases map[string
 		req.Dropped = append(req.Dropped, s.Raw)
 	}
 	for _, s := range kept {
-		// NOTE: online_access needs refresh tokens tied to the upstream
-		// session, which this gateway does not issue yet; it is dropped.
-		if s.Kind == scope.KindOnlineAccess || (s.Kind == scope.KindLaunch && s.Context == "") {
+		// Bare launch belongs to the EHR launch, which needs a launch parameter.
+		if s.Kind == scope.KindLaunch && s.Context == "" && launch == "" {
 			req.Dropped = append(req.Dropped, s.Raw)
 			continue
 		}
@@ -149,6 +150,9 @@ func parseAuthorize(form url.Values, reg *clients.Registry, fhirBases map[string
 	}
 	if len(req.Scopes) == 0 {
 		return fail(errInvalidScope, "none of the requested scopes can be granted to this client")
+	}
+	if launch != "" && !req.Scopes.HasLaunch("") {
+		return fail(errInvalidScope, "an EHR launch needs the launch scope")
 	}
 	return req, nil
 }
@@ -177,6 +181,16 @@ type pending struct {
 	Name     string `json:"name,omitempty"`
 	AuthTime int64  `json:"auth_time,omitempty"`
 	CSRF     string `json:"csrf,omitempty"`
+	// Upstream is the identity provider's refresh token, sealed, kept when
+	// the app asked for online_access.
+	Upstream string `json:"upstream,omitempty"`
+	// Launch is the EHR launch context of an EHR launch.
+	Launch *launchContext `json:"launch,omitempty"`
+	// PatientName is the display name of the patient whose records are
+	// asked for: the user's own, or the one picked in the patient picker.
+	PatientName string `json:"patient_name,omitempty"`
+	// PickPatient is set while a clinician must pick a patient.
+	PickPatient bool `json:"pick_patient,omitempty"`
 }
 
 func (g *Gateway) handleAuthorize(w http.ResponseWriter, r *http.Request) {
@@ -200,8 +214,25 @@ func (g *Gateway) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	var launchCtx *launchContext
+	if req.Launch != "" {
+		c, err := g.resolveLaunch(r, req.Launch, req.Client.ID)
+		if err != nil {
+			if errors.Is(err, errLaunch) {
+				e := newError(errInvalidRequest, "the launch value is unknown, expired, already used, or for another app")
+				e.Cause = err
+				g.redirectError(w, r, req.RedirectURI, req.State, e)
+				return
+			}
+			g.redirectError(w, r, req.RedirectURI, req.State, g.storeFailure(err))
+			return
+		}
+		launchCtx = c
+	}
+
 	id := token.RandomString(32)
 	p := pending{
+		Launch:   launchCtx,
 		ClientID: req.Client.ID, RedirectURI: req.RedirectURI, State: req.State, Audience: req.Audience,
 		CodeChallenge: req.CodeChallenge, Nonce: req.Nonce, Scope: req.Scopes.String(),
 		Login:   upstream.Login{State: id, Nonce: token.RandomString(24), Verifier: token.RandomString(48)},

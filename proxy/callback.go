@@ -76,7 +76,20 @@ func (g *Gateway) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 
 	requested, _ := scope.ParseList(p.Scope)
-	if needsPatient(requested) && !upstream.ValidPatientID(ident.Patient) {
+	patient, patientName := ident.Patient, ident.Name
+	if p.Launch != nil && p.Launch.Patient != "" {
+		// An EHR launch names the patient in view; the user is a clinician.
+		patient, patientName = p.Launch.Patient, ""
+	}
+	if needsPatient(requested) && !upstream.ValidPatientID(patient) && g.pickerFor(ident) {
+		p.LoggedIn, p.PickPatient = true, true
+		p.Subject, p.FHIRUser, p.Name = ident.Subject, ident.FHIRUser, ident.Name
+		p.AuthTime = ident.AuthTime.Unix()
+		p.CSRF = token.RandomString(24)
+		g.continueAfterLogin(w, r, browser, id, p, PathPicker)
+		return
+	}
+	if needsPatient(requested) && !upstream.ValidPatientID(patient) {
 		g.log.InfoContext(r.Context(), "user has no patient record", "request_id", RequestID(r.Context()),
 			"client_id", p.ClientID, "sub", ident.Subject)
 		returnURL := g.clientRedirectURL(p.RedirectURI, p.State, url.Values{
@@ -87,12 +100,31 @@ func (g *Gateway) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 
 	p.LoggedIn = true
-	p.Subject, p.Patient, p.FHIRUser, p.Name = ident.Subject, ident.Patient, ident.FHIRUser, ident.Name
+	p.Subject, p.Patient, p.FHIRUser, p.Name = ident.Subject, patient, ident.FHIRUser, ident.Name
+	p.PatientName = patientName
 	p.AuthTime = ident.AuthTime.Unix()
+	if requested.Has(scope.KindOnlineAccess) {
+		// Online access lives as long as the upstream session, which the
+		// provider's refresh token stands for. Without one it cannot be
+		// offered, so the request goes on without it.
+		if ident.RefreshToken != "" {
+			p.Upstream = g.sealer.Seal(ident.RefreshToken)
+		} else {
+			requested = withoutKind(requested, scope.KindOnlineAccess)
+			p.Scope = requested.String()
+		}
+	}
 	if g.rememberedConsent(w, r, browser, id, p, requested) {
 		return
 	}
 	p.CSRF = token.RandomString(24)
+	g.continueAfterLogin(w, r, browser, id, p, PathConsent)
+}
+
+// continueAfterLogin saves the logged-in pending request, gives the
+// browser a new session id, and sends it to the next page of the flow.
+func (g *Gateway) continueAfterLogin(w http.ResponseWriter, r *http.Request, browser *session.Browser, id string, p *pending,
+	next string) {
 	if err := g.savePending(r, id, p, false); err != nil {
 		g.pendingErrorPage(w, r, err)
 		return
@@ -107,7 +139,7 @@ func (g *Gateway) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, g.base+PathConsent+"?request="+url.QueryEscape(id), http.StatusSeeOther)
+	http.Redirect(w, r, g.base+next+"?request="+url.QueryEscape(id), http.StatusSeeOther)
 }
 
 // needsPatient reports whether the request can only be granted with a
@@ -185,6 +217,18 @@ func (g *Gateway) rememberedConsent(w http.ResponseWriter, r *http.Request, brow
 	}
 	g.log.InfoContext(r.Context(), "consent remembered", "request_id", RequestID(r.Context()), "event", "consent_remembered",
 		"client_id", client.ID, "sub", p.Subject, "scope", requested.String())
+	g.metrics.ConsentDecisions.WithLabelValues("remembered").Inc()
 	g.redirectToClient(w, r, p.RedirectURI, p.State, url.Values{"code": {code}})
 	return true
+}
+
+// withoutKind returns the scopes of l that are not of kind k.
+func withoutKind(l scope.List, k scope.Kind) scope.List {
+	var out scope.List
+	for _, s := range l {
+		if s.Kind != k {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -32,7 +32,7 @@ func (g *Gateway) loggedInPending(w http.ResponseWriter, r *http.Request, id str
 		return nil, nil, false
 	}
 	client := g.clients.Lookup(p.ClientID)
-	if !p.LoggedIn || client == nil {
+	if !p.LoggedIn || p.PickPatient || client == nil {
 		g.errorPage(w, r, http.StatusBadRequest, "error.expired", "")
 		return nil, nil, false
 	}
@@ -49,7 +49,7 @@ func (g *Gateway) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 	lang := consent.Language(r)
 	body, err := g.pages.RenderConsent(lang, consent.ConsentView{
 		App:          appInfo(client),
-		PatientName:  p.Name,
+		PatientName:  p.PatientName,
 		Requested:    requested,
 		Required:     client.Required,
 		RefreshUntil: refreshEnd(g.now(), client),
@@ -66,6 +66,7 @@ func (g *Gateway) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 	pageHeaders(w.Header(), origin(p.RedirectURI))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_, _ = w.Write(body)
+	g.metrics.ConsentDecisions.WithLabelValues("shown").Inc()
 }
 
 // refreshEnd is the date persistent access would end if the app never
@@ -127,6 +128,7 @@ func (g *Gateway) handleConsentDecision(w http.ResponseWriter, r *http.Request) 
 	audit := []any{"request_id", RequestID(r.Context()), "client_id", p.ClientID, "sub", p.Subject}
 	if decision == "deny" {
 		g.log.InfoContext(r.Context(), "consent denied", append(audit, "event", "consent_denied")...)
+		g.metrics.ConsentDecisions.WithLabelValues("denied").Inc()
 		g.redirectError(w, r, p.RedirectURI, p.State, newError(errAccessDenied, "the user denied access"))
 		return
 	}
@@ -141,9 +143,9 @@ func (g *Gateway) handleConsentDecision(w http.ResponseWriter, r *http.Request) 
 		}
 	}
 	granted := consent.Decide(requested, unchecked)
-	event := "consent_granted"
+	event, outcome := "consent_granted", "allowed"
 	if len(granted) < len(requested) {
-		event = "consent_partly_granted"
+		event, outcome = "consent_partly_granted", "partly_allowed"
 	}
 	lang := consent.Language(r)
 	if err := g.saveConsent(r, p, client, granted, lang); err != nil {
@@ -157,6 +159,7 @@ func (g *Gateway) handleConsentDecision(w http.ResponseWriter, r *http.Request) 
 	}
 	g.log.InfoContext(r.Context(), "consent given", append(audit, "event", event, "scope", granted.String(),
 		"wording", g.pages.Catalog().Version(lang))...)
+	g.metrics.ConsentDecisions.WithLabelValues(outcome).Inc()
 	g.redirectToClient(w, r, p.RedirectURI, p.State, url.Values{"code": {code}})
 }
 
@@ -198,14 +201,25 @@ func (g *Gateway) issueCode(r *http.Request, p *pending, client *clients.Client,
 		Audience: p.Audience, Nonce: p.Nonce, AuthTime: p.AuthTime,
 		RedirectURI: p.RedirectURI, CodeChallenge: p.CodeChallenge,
 	}
-	if needsPatient(granted) {
+	if needsPatient(granted) || (p.Launch != nil && granted.HasLaunch("")) {
 		grant.Patient = p.Patient
+	}
+	if p.Launch != nil && granted.HasLaunch("") {
+		b, err := json.Marshal(p.Launch.tokenContext())
+		if err != nil {
+			return "", err
+		}
+		grant.Context = string(b)
 	}
 	if granted.Has(scope.KindFHIRUser) {
 		grant.FHIRUser = p.FHIRUser
 	}
+	offline, online := granted.Has(scope.KindOfflineAccess), granted.Has(scope.KindOnlineAccess)
+	if online && !offline {
+		grant.Upstream = p.Upstream
+	}
 	terms := store.RefreshTerms{
-		Issue:       granted.Has(scope.KindOfflineAccess),
+		Issue:       offline || (online && grant.Upstream != ""),
 		Rotate:      client.Policy.Rotation != nil && *client.Policy.Rotation,
 		GraceWindow: client.Policy.GraceWindow,
 		IdleTimeout: client.Policy.IdleTimeout,

@@ -8,17 +8,24 @@ import (
 // scopesSupported lists what the gateway grants; SMART makes every listed
 // scope a must-support, so only implemented scopes appear.
 var scopesSupported = []string{
-	"openid", "fhirUser", "profile", "launch/patient", "offline_access",
+	"openid", "fhirUser", "profile", "launch/patient", "offline_access", "online_access",
 	"patient/*.cruds", "patient/*.rs", "patient/*.read", "user/*.cruds", "user/*.rs", "user/*.read",
 }
 
 var capabilities = []string{
 	"launch-standalone", "authorize-post",
-	"client-public", "client-confidential-symmetric",
+	"client-public", "client-confidential-symmetric", "client-confidential-asymmetric",
 	"sso-openid-connect", "context-standalone-patient",
-	"permission-offline", "permission-patient", "permission-user",
+	"permission-offline", "permission-online", "permission-patient", "permission-user",
 	"permission-v1", "permission-v2",
 }
+
+var (
+	grantTypes    = []string{"authorization_code", "refresh_token", "client_credentials"}
+	authMethods   = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+	assertionAlgs = []string{"RS384", "ES384", "RS256", "ES256"}
+	dpopAlgs      = []string{"ES256", "ES384", "RS256", "RS384", "PS256"}
+)
 
 // smartConfiguration is the SMART discovery document (SMART App Launch 2.2,
 // Conformance). Every URL is absolute.
@@ -28,6 +35,10 @@ type smartConfiguration struct {
 	AuthorizationEndpoint         string   `json:"authorization_endpoint"`
 	TokenEndpoint                 string   `json:"token_endpoint"`
 	ManagementEndpoint            string   `json:"management_endpoint"`
+	IntrospectionEndpoint         string   `json:"introspection_endpoint"`
+	RevocationEndpoint            string   `json:"revocation_endpoint"`
+	TokenEndpointAuthSigningAlgs  []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	DPoPSigningAlgs               []string `json:"dpop_signing_alg_values_supported"`
 	GrantTypesSupported           []string `json:"grant_types_supported"`
 	ResponseTypesSupported        []string `json:"response_types_supported"`
 	CodeChallengeMethodsSupported []string `json:"code_challenge_methods_supported"`
@@ -43,10 +54,14 @@ func (g *Gateway) handleSMARTConfig(w http.ResponseWriter, r *http.Request) {
 		AuthorizationEndpoint:         g.URL(PathAuthorize),
 		TokenEndpoint:                 g.URL(PathToken),
 		ManagementEndpoint:            g.URL(PathApps),
-		GrantTypesSupported:           []string{"authorization_code", "refresh_token"},
+		IntrospectionEndpoint:         g.URL(PathIntrospect),
+		RevocationEndpoint:            g.URL(PathRevoke),
+		GrantTypesSupported:           grantTypes,
 		ResponseTypesSupported:        []string{"code"},
 		CodeChallengeMethodsSupported: []string{"S256"},
-		TokenEndpointAuthMethods:      []string{"client_secret_basic", "client_secret_post", "none"},
+		TokenEndpointAuthMethods:      authMethods,
+		TokenEndpointAuthSigningAlgs:  assertionAlgs,
+		DPoPSigningAlgs:               dpopAlgs,
 		ScopesSupported:               scopesSupported,
 		Capabilities:                  capabilities,
 	})
@@ -77,12 +92,12 @@ func (g *Gateway) handleOIDCConfig(w http.ResponseWriter, r *http.Request) {
 		TokenEndpoint:                     g.URL(PathToken),
 		JWKSURI:                           g.URL(PathJWKS),
 		ResponseTypesSupported:            []string{"code"},
-		GrantTypesSupported:               []string{"authorization_code", "refresh_token"},
+		GrantTypesSupported:               grantTypes,
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgValuesSupported:  []string{"RS256"},
 		ScopesSupported:                   scopesSupported,
 		ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "fhirUser", "name"},
-		TokenEndpointAuthMethods:          []string{"client_secret_basic", "client_secret_post", "none"},
+		TokenEndpointAuthMethods:          authMethods,
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		AuthorizationResponseIssParameter: true,
 	})

@@ -15,13 +15,16 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/smartgate/smartgate/consent"
+	"github.com/smartgate/smartgate/internal/clientauth"
 	"github.com/smartgate/smartgate/internal/clients"
 	"github.com/smartgate/smartgate/internal/config"
+	"github.com/smartgate/smartgate/internal/metrics"
 	"github.com/smartgate/smartgate/internal/session"
 	"github.com/smartgate/smartgate/internal/store"
 	"github.com/smartgate/smartgate/internal/token"
@@ -37,6 +40,9 @@ const (
 	PathCallback    = "/callback"
 	PathConsent     = "/consent"
 	PathToken       = "/token"
+	PathIntrospect  = "/introspect"
+	PathLaunch      = "/launch"
+	PathRevoke      = "/revoke"
 	PathApps        = "/apps"
 	PathAppsRevoke  = "/apps/revoke"
 	PathAppsSignOut = "/apps/sign-out"
@@ -61,24 +67,38 @@ type Options struct {
 	JWKS     jose.JSONWebKeySet
 	Pages    *consent.Pages
 	Logger   *slog.Logger
+	Metrics  *metrics.Metrics
+	// Sealer encrypts the identity provider's refresh tokens kept for
+	// online_access.
+	Sealer *token.Sealer
+	// Assertions verifies private_key_jwt client assertions.
+	Assertions *clientauth.Verifier
 }
 
 // Gateway serves the SMART endpoints.
 type Gateway struct {
-	cfg       *config.Config
-	store     *store.Store
-	sessions  *session.RedisStore
-	upstream  *upstream.Provider
-	clients   *clients.Registry
-	minter    *token.Minter
-	jwks      jose.JSONWebKeySet
-	pages     *consent.Pages
-	log       *slog.Logger
-	now       func() time.Time
-	issuer    string
-	base      string // path of the issuer URL, "" at the root
-	secure    bool
-	fhirBases map[string]bool
+	cfg        *config.Config
+	store      *store.Store
+	sessions   *session.RedisStore
+	upstream   *upstream.Provider
+	clients    *clients.Registry
+	minter     *token.Minter
+	jwks       jose.JSONWebKeySet
+	pages      *consent.Pages
+	log        *slog.Logger
+	metrics    *metrics.Metrics
+	sealer     *token.Sealer
+	assertions *clientauth.Verifier
+	now        func() time.Time
+	issuer     string
+	base       string // path of the issuer URL, "" at the root
+	secure     bool
+	fhirBases  map[string]bool
+
+	// Keys of launch JWTs fetched from ehr.launch_jwks_uri.
+	launchMu         sync.Mutex
+	launchSet        *jose.JSONWebKeySet
+	launchSetExpires time.Time
 }
 
 // New checks the options and returns a gateway.
@@ -90,6 +110,7 @@ func New(o Options) (*Gateway, error) {
 	g := &Gateway{
 		cfg: o.Config, store: o.Store, sessions: o.Sessions, upstream: o.Upstream,
 		clients: o.Clients, minter: o.Minter, jwks: o.JWKS, pages: o.Pages, log: o.Logger,
+		metrics: o.Metrics, sealer: o.Sealer, assertions: o.Assertions,
 		now:       time.Now,
 		issuer:    o.Config.Server.PublicURL,
 		base:      strings.TrimSuffix(u.Path, "/"),
@@ -123,11 +144,25 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET "+g.base+PathConsent, g.handleConsentPage)
 	mux.Handle("POST "+g.base+PathConsent, http.NewCrossOriginProtection().Handler(http.HandlerFunc(g.handleConsentDecision)))
 	mux.Handle(g.base+PathToken, g.tokenCORS(http.HandlerFunc(g.handleToken)))
+	mux.Handle(g.base+PathRevoke, g.tokenCORS(http.HandlerFunc(g.handleRevoke)))
+	mux.HandleFunc("POST "+g.base+PathIntrospect, g.handleIntrospect)
+	mux.HandleFunc("POST "+g.base+PathLaunch, g.handleLaunch)
+	mux.HandleFunc("GET "+g.base+PathPicker, g.handlePicker)
+	mux.Handle("POST "+g.base+PathPicker, http.NewCrossOriginProtection().Handler(http.HandlerFunc(g.handlePickerChoice)))
 	mux.HandleFunc("GET "+g.base+PathApps, g.handleApps)
 	mux.Handle("POST "+g.base+PathAppsRevoke, http.NewCrossOriginProtection().Handler(http.HandlerFunc(g.handleAppsRevoke)))
 	mux.Handle("POST "+g.base+PathAppsSignOut, http.NewCrossOriginProtection().Handler(http.HandlerFunc(g.handleAppsSignOut)))
 	mux.Handle("GET "+g.base+PathStatic, g.pages.Static())
-	mux.HandleFunc("/", g.handleNotFound)
+	for _, srv := range g.cfg.FHIR.Servers {
+		if p, ok := g.localPath(srv.BaseURL); ok {
+			mux.Handle(p+"/", g.newFHIRProxy(srv))
+		}
+	}
+	if g.cfg.Upstream.PassThrough.Enabled {
+		mux.Handle("/", g.newPassThrough())
+	} else {
+		mux.HandleFunc("/", g.handleNotFound)
+	}
 	return g.middleware(mux)
 }
 
@@ -180,8 +215,32 @@ func (g *Gateway) middleware(next http.Handler) http.Handler {
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		}
-		next.ServeHTTP(w, r)
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		g.metrics.Observe(routeLabel(r), rec.status, time.Since(start))
 	})
+}
+
+// statusRecorder remembers the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// routeLabel is the route pattern the mux matched, a bounded label.
+func routeLabel(r *http.Request) string {
+	if r.Pattern == "" || r.Pattern == "/" {
+		return "other"
+	}
+	return r.Pattern
 }
 
 // anyOrigin lets browser apps of any origin read public documents.

@@ -82,12 +82,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	handler, err := app.Build(ctx, cfg, parts, log)
+	gw, err := app.Build(ctx, cfg, parts, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	srv := newServer(cfg.Server.Listen, handler, log)
+	admin := newServer(cfg.Server.AdminListen, app.AdminHandler(gw, parts), log)
+	go func() {
+		if err := listenAndServe(ctx, admin, "", ""); err != nil {
+			log.Error("admin listener stopped", "addr", cfg.Server.AdminListen, "err", err)
+		}
+	}()
+	srv := newServer(cfg.Server.Listen, gw.Handler, log)
 	log.Info("smartgate listening", "addr", cfg.Server.Listen, "issuer", cfg.Server.PublicURL)
 	if err := listenAndServe(ctx, srv, cfg.Server.TLSCertFile, cfg.Server.TLSKeyFile); err != nil {
 		log.Error("server stopped", "err", err)
@@ -190,7 +196,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer d.Close()
 	fmt.Fprint(stdout, demoBanner(publicURL, d))
-	srv := newServer(ln.Addr().String(), d.Handler, log)
+	srv := newServer(ln.Addr().String(), d.Gateway.Handler, log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

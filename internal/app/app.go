@@ -16,8 +16,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/smartgate/smartgate/consent"
+	"github.com/smartgate/smartgate/internal/clientauth"
 	"github.com/smartgate/smartgate/internal/clients"
 	"github.com/smartgate/smartgate/internal/config"
+	"github.com/smartgate/smartgate/internal/metrics"
 	"github.com/smartgate/smartgate/internal/session"
 	"github.com/smartgate/smartgate/internal/store"
 	"github.com/smartgate/smartgate/internal/token"
@@ -63,9 +65,15 @@ func LoadParts(cfg *config.Config) (*Parts, error) {
 	return p, nil
 }
 
+// Gateway is an assembled gateway: the public handler and its metrics.
+type Gateway struct {
+	Handler http.Handler
+	Metrics *metrics.Metrics
+}
+
 // Build discovers the upstream provider, retrying with backoff until ctx
-// ends, and returns the gateway's HTTP handler.
-func Build(ctx context.Context, cfg *config.Config, parts *Parts, log *slog.Logger) (http.Handler, error) {
+// ends, and returns the gateway.
+func Build(ctx context.Context, cfg *config.Config, parts *Parts, log *slog.Logger) (*Gateway, error) {
 	provider, err := discover(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -90,9 +98,15 @@ func Build(ctx context.Context, cfg *config.Config, parts *Parts, log *slog.Logg
 	sessions := session.NewRedisStore(parts.Redis, cfg.Redis.KeyPrefix, []byte(cfg.Server.CookieSecret), secure,
 		cfg.Tokens.AuthorizationLifetime)
 	keys := append([]*token.Key{parts.AccessKey, parts.IDKey}, parts.Published...)
+	sealer, err := token.NewSealer([]byte(cfg.Server.CookieSecret), "smartgate upstream refresh token")
+	if err != nil {
+		return nil, err
+	}
+	st := store.New(parts.Redis, cfg.Redis.KeyPrefix)
+	m := metrics.New()
 	g, err := proxy.New(proxy.Options{
 		Config:   cfg,
-		Store:    store.New(parts.Redis, cfg.Redis.KeyPrefix),
+		Store:    st,
 		Sessions: sessions,
 		Upstream: provider,
 		Clients:  clients.New(cfg),
@@ -100,11 +114,22 @@ func Build(ctx context.Context, cfg *config.Config, parts *Parts, log *slog.Logg
 		JWKS:     token.JWKS(keys...),
 		Pages:    pages,
 		Logger:   log,
+		Metrics:  m,
+		Sealer:   sealer,
+		Assertions: clientauth.NewVerifier([]string{cfg.Server.PublicURL + proxy.PathToken},
+			replayCache{st}),
 	})
 	if err != nil {
 		return nil, err
 	}
-	return g.Handler(), nil
+	return &Gateway{Handler: g.Handler(), Metrics: m}, nil
+}
+
+// replayCache records client assertion ids in Redis.
+type replayCache struct{ store *store.Store }
+
+func (c replayCache) Claim(ctx context.Context, clientID, jti string, ttl time.Duration) (bool, error) {
+	return c.store.ClaimJTI(ctx, "assertion:"+clientID, jti, ttl)
 }
 
 func discover(ctx context.Context, cfg *config.Config, log *slog.Logger) (*upstream.Provider, error) {
@@ -152,4 +177,24 @@ func basePath(cfg *config.Config) string {
 func isHTTPS(raw string) bool {
 	u, err := url.Parse(raw)
 	return err == nil && u.Scheme == "https"
+}
+
+// AdminHandler serves the admin listener: Prometheus metrics, /healthz
+// (the process is alive) and /readyz (Redis answers).
+func AdminHandler(gw *Gateway, parts *Parts) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", gw.Metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := parts.Redis.Ping(ctx).Err(); err != nil {
+			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/smartgate/smartgate/internal/clientauth"
 	"github.com/smartgate/smartgate/internal/config"
 	"github.com/smartgate/smartgate/internal/scope"
 )
@@ -28,7 +29,22 @@ type Client struct {
 	// RememberConsent is how long an allowed consent skips the page; zero asks every time.
 	RememberConsent time.Duration
 	Info            Info
-	secretHash      []byte // SHA-256 of the secret, confidential clients only
+	// Keys locates the public keys of a confidential-asymmetric client.
+	Keys clientauth.Client
+	// GrantTypes the client may use.
+	GrantTypes  []string
+	RequireDPoP bool
+	secretHash  []byte // SHA-256 of the secret, confidential clients only
+}
+
+// AllowsGrant reports whether the client may use a grant type.
+func (c *Client) AllowsGrant(grantType string) bool {
+	for _, g := range c.GrantTypes {
+		if g == grantType {
+			return true
+		}
+	}
+	return false
 }
 
 // Info is what patients are shown about an app.
@@ -53,6 +69,9 @@ func New(cfg *config.Config) *Registry {
 		allowed, _ := scope.ParseList(strings.Join(cc.Scopes, " "))
 		required, _ := scope.ParseList(strings.Join(cc.RequiredScopes, " "))
 		c := &Client{
+			GrantTypes:      cc.GrantTypes,
+			RequireDPoP:     cc.RequireDPoP,
+			Keys:            clientauth.Client{ID: cc.ClientID, JWKSURI: cc.JWKSURI, JWKS: config.ParseJWKS(cc.JWKS)},
 			Required:        required,
 			RememberConsent: cc.RememberConsent,
 			Info: Info{LogoURL: cc.LogoURL, Publisher: cc.Publisher, HomePage: cc.HomePage,

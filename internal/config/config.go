@@ -14,15 +14,19 @@ type Config struct {
 	RefreshPolicy RefreshPolicies `yaml:"refresh_policy"`
 	Clients       []Client        `yaml:"clients"`
 	// ResourceServers may call /introspect.
-	ResourceServers []ResourceServer `yaml:"resource_servers"`
-	Consent         Consent          `yaml:"consent"`
-	Log             Log              `yaml:"log"`
+	ResourceServers []Credential `yaml:"resource_servers"`
+	EHR             EHR          `yaml:"ehr"`
+	Consent         Consent      `yaml:"consent"`
+	Log             Log          `yaml:"log"`
 }
 
 // Server holds the public listener and the gateway's own identity.
 type Server struct {
 	// Listen is the address of the public listener, host:port.
 	Listen string `yaml:"listen"`
+	// AdminListen is the address of the admin listener, which serves
+	// /metrics, /healthz and /readyz. Keep it off the public network.
+	AdminListen string `yaml:"admin_listen"`
 	// PublicURL is the gateway's issuer: the origin (and optional path)
 	// under which apps reach /authorize, /token and discovery.
 	PublicURL string `yaml:"public_url"`
@@ -46,6 +50,19 @@ type Upstream struct {
 	ClientSecretFile string       `yaml:"client_secret_file"`
 	Scopes           []string     `yaml:"scopes"`
 	Claims           ClaimMapping `yaml:"claims"`
+	// PassThrough forwards every request that is not smartgate's own to
+	// the identity provider, for a gateway that takes over its host name.
+	PassThrough PassThrough `yaml:"pass_through"`
+}
+
+// PassThrough is the reverse proxy to the identity provider.
+type PassThrough struct {
+	Enabled bool `yaml:"enabled"`
+	// Target is where the identity provider listens, such as
+	// http://keycloak.internal:8080. Requests keep their path and query.
+	Target string `yaml:"target"`
+	// Timeout bounds the wait for the identity provider's response headers.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // ClaimMapping names the upstream ID token claims that carry the SMART
@@ -75,6 +92,31 @@ type Redis struct {
 type FHIR struct {
 	// BaseURLs are the FHIR base URLs accepted as the aud parameter.
 	BaseURLs []string `yaml:"base_urls"`
+	// Servers are FHIR servers the gateway fronts: it serves their SMART
+	// discovery document and forwards FHIR requests with a valid token.
+	Servers []FHIRServer `yaml:"servers"`
+	// Picker is the FHIR server the patient picker searches when a
+	// clinician launches an app that needs a patient.
+	Picker PatientPicker `yaml:"patient_picker"`
+}
+
+// FHIRServer is one fronted FHIR server.
+type FHIRServer struct {
+	// BaseURL is the public FHIR base URL, on the gateway's own origin; it
+	// must be one of fhir.base_urls.
+	BaseURL string `yaml:"base_url"`
+	// Target is the FHIR server's own base URL that requests go to.
+	Target  string        `yaml:"target"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// PatientPicker configures the search of the patient picker.
+type PatientPicker struct {
+	// BaseURL is the FHIR base URL to search; empty turns the picker off.
+	BaseURL string `yaml:"base_url"`
+	// Token is the bearer token of the gateway's service account there.
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
 }
 
 // Keys names the PEM files of the signing keys.
@@ -176,9 +218,26 @@ type Client struct {
 	Reviewed bool `yaml:"reviewed"`
 }
 
-// ResourceServer is a FHIR server allowed to call /introspect. It
-// authenticates with HTTP Basic: its id and secret.
-type ResourceServer struct {
+// EHR configures the EHR launch.
+type EHR struct {
+	// LaunchClients are the EHR systems that register launch contexts at
+	// POST /launch, authenticating with HTTP Basic.
+	LaunchClients []Credential `yaml:"launch_clients"`
+	// LaunchJWKS or LaunchJWKSURI hold the keys that sign launch JWTs, the
+	// alternative to registering a context: the EHR passes a signed JWT as
+	// the launch value.
+	LaunchJWKS    map[string]any `yaml:"launch_jwks"`
+	LaunchJWKSURI string         `yaml:"launch_jwks_uri"`
+	// LaunchLifetime is how long a registered launch value stays valid.
+	LaunchLifetime time.Duration `yaml:"launch_lifetime"`
+	// Tenant is sent as the tenant launch parameter when set.
+	Tenant string `yaml:"tenant"`
+}
+
+// Credential is an id and secret for HTTP Basic authentication of a
+// system calling the gateway: a resource server at /introspect, an EHR at
+// /launch.
+type Credential struct {
 	ID           string `yaml:"id"`
 	SecretSHA256 string `yaml:"secret_sha256"`
 	Secret       string `yaml:"secret"`

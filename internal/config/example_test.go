@@ -21,6 +21,8 @@ func setExampleEnv(t *testing.T) {
 	t.Setenv("SMARTGATE_REDIS_PASSWORD", "example-redis-password")
 	t.Setenv("GROWTH_APP_SECRET", "example-growth-chart-secret-0123456789")
 	t.Setenv("FHIR_INTROSPECT_SECRET", "example-introspection-secret-0123456789")
+	t.Setenv("SMARTGATE_PICKER_TOKEN", "example-picker-token")
+	t.Setenv("EHR_LAUNCH_SECRET", "example-ehr-launch-secret-0123456789abc")
 }
 
 func TestExampleLoads(t *testing.T) {

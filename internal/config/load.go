@@ -219,8 +219,9 @@ func sectionName(goType string) string {
 		"ClaimMapping": "upstream.claims", "Redis": "redis", "FHIR": "fhir",
 		"Keys": "keys", "Tokens": "tokens", "RefreshPolicies": "refresh_policy",
 		"RefreshPolicy": "a refresh policy", "Client": "a client", "Consent": "consent",
-		"ResourceServer": "a resource server",
-		"Log":            "log",
+		"Credential": "a resource server or EHR credential", "EHR": "ehr", "PassThrough": "upstream.pass_through",
+		"FHIRServer": "a fronted FHIR server", "PatientPicker": "fhir.patient_picker",
+		"Log": "log",
 	}
 	if n, ok := names[goType]; ok {
 		return n
@@ -259,5 +260,10 @@ func readSecretFiles(c *Config, lines map[string]int) []Problem {
 		p := fmt.Sprintf("resource_servers[%d].secret_file", i)
 		read(p, c.ResourceServers[i].SecretFile, &c.ResourceServers[i].Secret)
 	}
+	for i := range c.EHR.LaunchClients {
+		p := fmt.Sprintf("ehr.launch_clients[%d].secret_file", i)
+		read(p, c.EHR.LaunchClients[i].SecretFile, &c.EHR.LaunchClients[i].Secret)
+	}
+	read("fhir.patient_picker.token_file", c.FHIR.Picker.TokenFile, &c.FHIR.Picker.Token)
 	return problems
 }

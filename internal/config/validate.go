@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
@@ -9,12 +10,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/smartgate/smartgate/internal/scope"
 )
 
 // Defaults of values the file may leave out.
 const (
 	DefaultListen                = "127.0.0.1:8080"
+	DefaultAdminListen           = "127.0.0.1:9090"
 	DefaultKeyPrefix             = "sg:"
 	DefaultAccessTokenLifetime   = 30 * time.Minute
 	DefaultIDTokenLifetime       = 5 * time.Minute
@@ -32,6 +36,9 @@ const (
 func ApplyDefaults(c *Config) {
 	if c.Server.Listen == "" {
 		c.Server.Listen = DefaultListen
+	}
+	if c.Server.AdminListen == "" {
+		c.Server.AdminListen = DefaultAdminListen
 	}
 	if len(c.Upstream.Scopes) == 0 {
 		c.Upstream.Scopes = []string{"openid", "profile"}
@@ -60,6 +67,11 @@ func ApplyDefaults(c *Config) {
 		if len(c.Clients[i].GrantTypes) == 0 {
 			c.Clients[i].GrantTypes = []string{"authorization_code", "refresh_token"}
 		}
+	}
+	setDuration(&c.EHR.LaunchLifetime, 5*time.Minute)
+	setDuration(&c.Upstream.PassThrough.Timeout, 30*time.Second)
+	for i := range c.FHIR.Servers {
+		setDuration(&c.FHIR.Servers[i].Timeout, 30*time.Second)
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
@@ -141,7 +153,25 @@ func Validate(c *Config, lines map[string]int) []Problem {
 	v.policy("refresh_policy.public", c.RefreshPolicy.Public, true)
 	v.policy("refresh_policy.confidential_symmetric", c.RefreshPolicy.ConfidentialSymmetric, false)
 	v.policy("refresh_policy.confidential_asymmetric", c.RefreshPolicy.ConfidentialAsymmetric, false)
-	v.resourceServers(c)
+	v.credentials("resource_servers", c.ResourceServers)
+	v.credentials("ehr.launch_clients", c.EHR.LaunchClients)
+	v.fhirServers(c)
+	if c.EHR.LaunchJWKS != nil && c.EHR.LaunchJWKSURI != "" {
+		v.add("ehr.launch_jwks", "set either launch_jwks or launch_jwks_uri, not both")
+	}
+	if c.EHR.LaunchJWKSURI != "" {
+		v.absoluteURL("ehr.launch_jwks_uri", c.EHR.LaunchJWKSURI, c.Server.InsecureAllowHTTP)
+	}
+	if c.EHR.LaunchLifetime < 30*time.Second || c.EHR.LaunchLifetime > time.Hour {
+		v.add("ehr.launch_lifetime", fmt.Sprintf("%s is outside 30s to 1h", c.EHR.LaunchLifetime))
+	}
+	if pt := c.Upstream.PassThrough; pt.Enabled {
+		if pt.Target == "" {
+			v.add("upstream.pass_through.target", "missing; set the URL the identity provider listens on")
+		} else {
+			v.absoluteURL("upstream.pass_through.target", pt.Target, true)
+		}
+	}
 	v.clients(c)
 	if c.Consent.AccentColor != "" && !hexColor.MatchString(c.Consent.AccentColor) {
 		v.add("consent.accent_color", fmt.Sprintf("%q is not a colour like #005ea2", c.Consent.AccentColor))
@@ -213,6 +243,11 @@ func (v *validator) server(c *Config) {
 	}
 	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
 		v.add("server.listen", fmt.Sprintf("%q is not host:port", s.Listen))
+	}
+	if _, _, err := net.SplitHostPort(s.AdminListen); err != nil {
+		v.add("server.admin_listen", fmt.Sprintf("%q is not host:port", s.AdminListen))
+	} else if s.AdminListen == s.Listen {
+		v.add("server.admin_listen", "must differ from server.listen: metrics and health stay off the public listener")
 	}
 	if len(s.CookieSecret) < 32 {
 		v.add("server.cookie_secret", "must be at least 32 characters; generate one with: openssl rand -base64 48")
@@ -389,9 +424,15 @@ func (v *validator) clientKeys(p string, cl Client, allowHTTP bool) {
 	case cl.JWKSURI != "":
 		v.absoluteURL(p+".jwks_uri", cl.JWKSURI, allowHTTP)
 	case cl.JWKS != nil:
-		keys, ok := cl.JWKS["keys"].([]any)
-		if !ok || len(keys) == 0 {
-			v.add(p+".jwks", "must be a JWK Set: a map with a non-empty keys list")
+		set := ParseJWKS(cl.JWKS)
+		if set == nil || len(set.Keys) == 0 {
+			v.add(p+".jwks", "must be a JWK Set: a map with a non-empty keys list of public keys")
+			break
+		}
+		for j, k := range set.Keys {
+			if k.KeyID == "" || !k.IsPublic() {
+				v.add(fmt.Sprintf("%s.jwks.keys[%d]", p, j), "each key needs a kid and must be a public key")
+			}
 		}
 	default:
 		v.add(p+".jwks_uri", "missing; a confidential-asymmetric client needs jwks_uri (preferred) or jwks")
@@ -401,18 +442,46 @@ func (v *validator) clientKeys(p string, cl Client, allowHTTP bool) {
 	}
 }
 
-func (v *validator) resourceServers(c *Config) {
+func (v *validator) credentials(path string, list []Credential) {
 	seen := map[string]bool{}
-	for i, rs := range c.ResourceServers {
-		p := fmt.Sprintf("resource_servers[%d]", i)
-		if !clientIDText.MatchString(rs.ID) {
-			v.add(p+".id", fmt.Sprintf("%q must be 1 to 128 letters, digits or ._~-", rs.ID))
-		} else if seen[rs.ID] {
-			v.add(p+".id", fmt.Sprintf("%q is listed twice", rs.ID))
+	for i, c := range list {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if !clientIDText.MatchString(c.ID) {
+			v.add(p+".id", fmt.Sprintf("%q must be 1 to 128 letters, digits or ._~-", c.ID))
+		} else if seen[c.ID] {
+			v.add(p+".id", fmt.Sprintf("%q is listed twice", c.ID))
 		}
-		seen[rs.ID] = true
-		v.clientSecret(p, Client{ClientSecret: rs.Secret, ClientSecretSHA256: rs.SecretSHA256})
+		seen[c.ID] = true
+		v.clientSecret(p, Client{ClientSecret: c.Secret, ClientSecretSHA256: c.SecretSHA256})
 	}
+}
+
+func (v *validator) fhirServers(c *Config) {
+	for i, s := range c.FHIR.Servers {
+		p := fmt.Sprintf("fhir.servers[%d]", i)
+		found := false
+		for _, b := range c.FHIR.BaseURLs {
+			found = found || b == s.BaseURL
+		}
+		if !found {
+			v.add(p+".base_url", fmt.Sprintf("%q must be one of fhir.base_urls", s.BaseURL))
+		} else if u, err := url.Parse(s.BaseURL); err == nil && !sameOrigin(u, c.Server.PublicURL) {
+			v.add(p+".base_url", "a fronted FHIR base must be on the origin of server.public_url")
+		}
+		if s.Target == "" {
+			v.add(p+".target", "missing; set the base URL of the FHIR server itself")
+		} else {
+			v.absoluteURL(p+".target", s.Target, true)
+		}
+	}
+	if pk := c.FHIR.Picker; pk.BaseURL != "" {
+		v.absoluteURL("fhir.patient_picker.base_url", pk.BaseURL, true)
+	}
+}
+
+func sameOrigin(u *url.URL, other string) bool {
+	o, err := url.Parse(other)
+	return err == nil && strings.EqualFold(u.Scheme, o.Scheme) && strings.EqualFold(u.Host, o.Host)
 }
 
 func (v *validator) clientSecret(p string, cl Client) {
@@ -448,4 +517,21 @@ func (v *validator) redirectURI(path, raw string) {
 	case !strings.Contains(u.Scheme, "."):
 		v.add(path, fmt.Sprintf("%q: a native app's private-use scheme must be a reversed domain name such as com.example.app", raw))
 	}
+}
+
+// ParseJWKS reads a JWK Set written as YAML. It returns nil for anything
+// that is not a valid JWK Set.
+func ParseJWKS(m map[string]any) *jose.JSONWebKeySet {
+	if m == nil {
+		return nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(b, &set); err != nil {
+		return nil
+	}
+	return &set
 }

@@ -35,7 +35,7 @@ const (
 // Demo is a running demo gateway.
 type Demo struct {
 	Config  *config.Config
-	Handler http.Handler
+	Gateway *app.Gateway
 	IDP     *mockoidc.MockOIDC
 	Redis   *miniredis.Miniredis
 }
@@ -110,7 +110,7 @@ func Start(ctx context.Context, publicURL string, log *slog.Logger) (*Demo, erro
 		AccessKey: access,
 		IDKey:     id,
 	}
-	d.Handler, err = app.Build(ctx, d.Config, parts, log)
+	d.Gateway, err = app.Build(ctx, d.Config, parts, log)
 	if err != nil {
 		d.Close()
 		return nil, err

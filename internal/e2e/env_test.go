@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/smartgate/smartgate/internal/config"
 	"github.com/smartgate/smartgate/internal/testenv"
 	"github.com/smartgate/smartgate/internal/testenv/gatewaytest"
 	"github.com/smartgate/smartgate/internal/token"
@@ -31,6 +34,12 @@ type environment struct {
 	upstream *testenv.Upstream
 	gw       *gatewaytest.Gateway
 	fhirBase string
+
+	// Keys of the confidential-asymmetric test clients: asymRS and asymES
+	// are published at jwks (the asym-app client's jwks_uri), backendKey
+	// is registered inline for the backend client.
+	asymRS, asymES, backendKey *signingKey
+	jwks                       *jwksServer
 }
 
 func TestMain(m *testing.M) {
@@ -50,9 +59,12 @@ func shared(t *testing.T) *environment {
 			t.Fatal(err)
 		}
 		services.Add(func() { os.RemoveAll(dir) })
-		cfg := gatewaytest.Config(t, dir, gwURL, r.Addr, up)
-		gw := gatewaytest.Serve(t, &services, ln, cfg)
-		env = &environment{redis: r, upstream: up, gw: gw, fhirBase: gwURL + "/fhir"}
+		e := &environment{redis: r, upstream: up, fhirBase: gwURL + "/fhir",
+			asymRS: newSigningKey(t, jose.RS384), asymES: newSigningKey(t, jose.ES384), backendKey: newSigningKey(t, jose.ES384)}
+		e.jwks = startJWKSServer(e.asymRS, e.asymES)
+		cfg := gatewaytest.Config(t, dir, gwURL, r.Addr, up, e.clientTypes)
+		e.gw = gatewaytest.Serve(t, &services, ln, cfg)
+		env = e
 	})
 	if env == nil {
 		t.Fatal("the shared test environment failed to start (see the first failing test)")
@@ -185,4 +197,36 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// clientTypes registers the clients of every type and authentication
+// method that the client-type tests use, and a resource server.
+func (e *environment) clientTypes(cfg *config.Config) {
+	// The upstream issues its refresh token, which online_access needs,
+	// only when asked for offline_access.
+	cfg.Upstream.Scopes = []string{"openid", "profile", "offline_access"}
+	for i := range cfg.Clients {
+		if cfg.Clients[i].ClientID == gatewaytest.PublicClient {
+			cfg.Clients[i].Scopes = append(cfg.Clients[i].Scopes, "online_access")
+		}
+	}
+	inline, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{e.backendKey.public()}})
+	if err != nil {
+		panic(err)
+	}
+	var inlineMap map[string]any
+	if err := json.Unmarshal(inline, &inlineMap); err != nil {
+		panic(err)
+	}
+	cfg.Clients = append(cfg.Clients,
+		config.Client{ClientID: asymClient, Name: "Care Planner", Type: config.ClientConfidentialAsymmetric,
+			RedirectURIs: []string{asymRedirect}, JWKSURI: e.jwks.URL,
+			Scopes: []string{"openid", "fhirUser", "launch/patient", "offline_access", "patient/*.rs"}},
+		config.Client{ClientID: backendClient, Name: "Population Export", Type: config.ClientConfidentialAsymmetric,
+			GrantTypes: []string{"client_credentials"}, JWKS: inlineMap, Scopes: []string{"system/*.rs"}},
+		config.Client{ClientID: dpopClient, Name: "Bound Diary", Type: config.ClientPublic, RequireDPoP: true,
+			RedirectURIs: []string{gatewaytest.PublicRedirect},
+			Scopes:       []string{"launch/patient", "offline_access", "patient/*.rs"}},
+	)
+	cfg.ResourceServers = []config.Credential{{ID: rsID, Secret: rsSecret}}
 }

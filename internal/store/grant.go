@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"strconv"
@@ -25,6 +26,14 @@ type Grant struct {
 	RedirectURI string
 	// CodeChallenge is the app's S256 PKCE challenge.
 	CodeChallenge string
+	// Upstream is the identity provider's refresh token, encrypted, kept
+	// for online_access: the family lives only as long as it refreshes.
+	Upstream string
+	// JKT is the thumbprint of the DPoP key the family is bound to, or "".
+	JKT string
+	// Context is the EHR launch context beyond the patient (encounter,
+	// fhirContext, intent, ...) as JSON, or "".
+	Context string
 }
 
 // RefreshTerms decides whether and how a refresh token family starts when a
@@ -49,7 +58,7 @@ func (s *Store) SaveCode(ctx context.Context, grantID, secretHash string, g Gran
 	pipe.HSet(ctx, key,
 		"sh", secretHash, "cid", g.ClientID, "ru", g.RedirectURI, "cc", g.CodeChallenge,
 		"scope", g.Scope, "sub", g.Subject, "pat", g.Patient, "fu", g.FHIRUser, "name", g.Name,
-		"aud", g.Audience, "nonce", g.Nonce, "at", g.AuthTime,
+		"aud", g.Audience, "nonce", g.Nonce, "at", g.AuthTime, "up", g.Upstream, "ctx", g.Context,
 		"rt", boolFlag(rt.Issue), "rot", boolFlag(rt.Rotate), "grace", rt.GraceWindow.Milliseconds(),
 		"idle", rt.IdleTimeout.Milliseconds(), "abs", abs)
 	pipe.PExpire(ctx, key, ttl)
@@ -83,7 +92,8 @@ var ErrCodeReused = errors.New("authorization code already used")
 //
 // KEYS: code, family, revoked marker.
 // ARGV: secret hash, client id, redirect URI, S256 of the verifier,
-// refresh secret hash, now (ms), revoked-marker TTL (ms), used-code TTL (ms).
+// refresh secret hash, now (ms), revoked-marker TTL (ms), used-code TTL (ms),
+// DPoP key thumbprint.
 var redeemScript = redis.NewScript(`
 local c = redis.call('HGETALL', KEYS[1])
 if #c == 0 then return {'missing'} end
@@ -109,23 +119,33 @@ if f.rt == '1' then
   if ttl > 0 then
     redis.call('HSET', KEYS[2], 'cur', ARGV[5], 'cid', f.cid, 'scope', f.scope, 'sub', f.sub,
       'pat', f.pat, 'fu', f.fu, 'aud', f.aud, 'rot', f.rot, 'grace', f.grace, 'idle', f.idle,
-      'abs', f.abs, 'created', ARGV[6])
+      'abs', f.abs, 'created', ARGV[6], 'up', f.up or '', 'jkt', ARGV[9], 'ctx', f.ctx or '')
     redis.call('PEXPIRE', KEYS[2], ttl)
     refresh = '1'
   end
 end
-return {'ok', f.scope, f.sub, f.pat, f.fu, f.name, f.aud, f.nonce, f.at, refresh}
+return {'ok', f.scope, f.sub, f.pat, f.fu, f.name, f.aud, f.nonce, f.at, refresh, f.up or '', f.ctx or ''}
 `)
 
+// Redemption is a code exchange as the token endpoint received it.
+type Redemption struct {
+	GrantID, SecretHash string // from the code
+	ClientID            string
+	RedirectURI         string
+	Challenge           string // S256 of the presented code_verifier
+	RefreshHash         string // hash of the refresh token secret, used when the grant includes one
+	JKT                 string // DPoP key thumbprint to bind the family to, or ""
+	AccessLifetime      time.Duration
+}
+
 // Redeem spends an authorization code. It checks the client, redirect URI
-// and PKCE challenge, and starts the refresh token family with
-// refreshHash when the grant includes one. It returns the grant and
-// whether a refresh token was issued.
-func (s *Store) Redeem(ctx context.Context, grantID, secretHash, clientID, redirectURI, challenge, refreshHash string,
-	accessLifetime time.Duration) (Grant, bool, error) {
-	keys := []string{s.key("code", grantID), s.key("fam", grantID), s.key("revoked", grantID)}
-	res, err := redeemScript.Run(ctx, s.rdb, keys, secretHash, clientID, redirectURI, challenge, refreshHash,
-		s.now().UnixMilli(), accessLifetime.Milliseconds(), accessLifetime.Milliseconds()).StringSlice()
+// and PKCE challenge, and starts the refresh token family when the grant
+// includes one. It returns the grant and whether a refresh token was issued.
+func (s *Store) Redeem(ctx context.Context, r Redemption) (Grant, bool, error) {
+	keys := []string{s.key("code", r.GrantID), s.key("fam", r.GrantID), s.key("revoked", r.GrantID)}
+	lifetime := r.AccessLifetime.Milliseconds()
+	res, err := redeemScript.Run(ctx, s.rdb, keys, r.SecretHash, r.ClientID, r.RedirectURI, r.Challenge, r.RefreshHash,
+		s.now().UnixMilli(), lifetime, lifetime, r.JKT).StringSlice()
 	if err != nil {
 		return Grant{}, false, unavailable("redeem code", err)
 	}
@@ -138,8 +158,9 @@ func (s *Store) Redeem(ctx context.Context, grantID, secretHash, clientID, redir
 		return Grant{}, false, &CodeMismatchError{Field: res[1]}
 	}
 	at, _ := strconv.ParseInt(res[8], 10, 64)
-	g := Grant{ClientID: clientID, Scope: res[1], Subject: res[2], Patient: res[3], FHIRUser: res[4],
-		Name: res[5], Audience: res[6], Nonce: res[7], AuthTime: at, RedirectURI: redirectURI}
+	g := Grant{ClientID: r.ClientID, Scope: res[1], Subject: res[2], Patient: res[3], FHIRUser: res[4],
+		Name: res[5], Audience: res[6], Nonce: res[7], AuthTime: at, RedirectURI: r.RedirectURI,
+		Upstream: res[10], JKT: r.JKT, Context: res[11]}
 	return g, res[9] == "1", nil
 }
 
@@ -149,6 +170,9 @@ var (
 	ErrRefreshReused = errors.New("refresh token reused")
 	// ErrWrongClient: the refresh token belongs to another client.
 	ErrWrongClient = errors.New("refresh token issued to another client")
+	// ErrWrongKey: the refresh token is bound to a DPoP key that the
+	// request did not prove possession of.
+	ErrWrongKey = errors.New("refresh token bound to another DPoP key")
 )
 
 // refreshScript checks a refresh token, rotates it when the family
@@ -157,13 +181,14 @@ var (
 //
 // KEYS: family, revoked marker.
 // ARGV: presented secret hash, client id, new secret hash, now (ms),
-// revoked-marker TTL (ms).
+// revoked-marker TTL (ms), DPoP key thumbprint of the request.
 var refreshScript = redis.NewScript(`
 local c = redis.call('HGETALL', KEYS[1])
 if #c == 0 then return {'missing'} end
 local f = {}
 for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
 if f.cid ~= ARGV[2] then return {'wrong_client'} end
+if (f.jkt or '') ~= '' and f.jkt ~= ARGV[6] then return {'wrong_key'} end
 local now = tonumber(ARGV[4])
 local abs = tonumber(f.abs)
 if abs > 0 and now >= abs then
@@ -177,7 +202,7 @@ if ARGV[1] == f.cur then
     redis.call('HDEL', KEYS[1], 'grace_used')
     rotated = '1'
   end
-elseif f.prev == ARGV[1] and f.grace_used ~= '1' and now - tonumber(f.prev_at) <= tonumber(f.grace) then
+elseif f.prev == ARGV[1] and f.grace_used ~= '1' and now - tonumber(f.prev_at) < tonumber(f.grace) then
   redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'grace_used', '1')
   rotated = '1'
 else
@@ -188,16 +213,24 @@ end
 local ttl = tonumber(f.idle)
 if abs > 0 and abs - now < ttl then ttl = abs - now end
 redis.call('PEXPIRE', KEYS[1], ttl)
-return {'ok', f.scope, f.sub, f.pat, f.fu, f.aud, rotated}
+return {'ok', f.scope, f.sub, f.pat, f.fu, f.aud, rotated, f.up or '', f.ctx or ''}
 `)
 
-// Refresh uses a refresh token of the family grantID. newHash is the hash
-// of the next secret, used when the family rotates. It returns the grant
-// and whether the token was rotated (then the caller hands out the new one).
-func (s *Store) Refresh(ctx context.Context, grantID, secretHash, clientID, newHash string, accessLifetime time.Duration) (Grant, bool, error) {
-	keys := []string{s.key("fam", grantID), s.key("revoked", grantID)}
-	res, err := refreshScript.Run(ctx, s.rdb, keys, secretHash, clientID, newHash,
-		s.now().UnixMilli(), accessLifetime.Milliseconds()).StringSlice()
+// RefreshUse is a refresh request as the token endpoint received it.
+type RefreshUse struct {
+	GrantID, SecretHash string // from the refresh token
+	ClientID            string
+	NewHash             string // hash of the next secret, used when the family rotates
+	JKT                 string // DPoP key thumbprint the request proved, or ""
+	AccessLifetime      time.Duration
+}
+
+// Refresh uses a refresh token. It returns the grant and whether the token
+// was rotated (then the caller hands out the one behind NewHash).
+func (s *Store) Refresh(ctx context.Context, u RefreshUse) (Grant, bool, error) {
+	keys := []string{s.key("fam", u.GrantID), s.key("revoked", u.GrantID)}
+	res, err := refreshScript.Run(ctx, s.rdb, keys, u.SecretHash, u.ClientID, u.NewHash,
+		s.now().UnixMilli(), u.AccessLifetime.Milliseconds(), u.JKT).StringSlice()
 	if err != nil {
 		return Grant{}, false, unavailable("refresh", err)
 	}
@@ -206,11 +239,41 @@ func (s *Store) Refresh(ctx context.Context, grantID, secretHash, clientID, newH
 		return Grant{}, false, ErrNotFound
 	case "wrong_client":
 		return Grant{}, false, ErrWrongClient
+	case "wrong_key":
+		return Grant{}, false, ErrWrongKey
 	case "reused":
 		return Grant{}, false, ErrRefreshReused
 	}
-	g := Grant{ClientID: clientID, Scope: res[1], Subject: res[2], Patient: res[3], FHIRUser: res[4], Audience: res[5]}
+	g := Grant{ClientID: u.ClientID, Scope: res[1], Subject: res[2], Patient: res[3], FHIRUser: res[4], Audience: res[5],
+		Upstream: res[7], JKT: u.JKT, Context: res[8]}
 	return g, res[6] == "1", nil
+}
+
+var setIfExistsScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 0
+`)
+
+// SetUpstream replaces the encrypted upstream refresh token of a family
+// that still exists.
+func (s *Store) SetUpstream(ctx context.Context, grantID, upstream string) error {
+	if err := setIfExistsScript.Run(ctx, s.rdb, []string{s.key("fam", grantID)}, "up", upstream).Err(); err != nil {
+		return unavailable("store upstream token", err)
+	}
+	return nil
+}
+
+// RevokeGrant ends a grant: its refresh token family is deleted and the
+// grant is marked revoked for accessLifetime, so that its access tokens
+// stop passing introspection.
+func (s *Store) RevokeGrant(ctx context.Context, grantID string, accessLifetime time.Duration) error {
+	pipe := s.rdb.TxPipeline()
+	pipe.Set(ctx, s.key("revoked", grantID), "1", accessLifetime)
+	pipe.Del(ctx, s.key("fam", grantID))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return unavailable("revoke grant", err)
+	}
+	return nil
 }
 
 // FamilyScope returns the scope and client of a refresh token family, so
@@ -224,4 +287,70 @@ func (s *Store) FamilyScope(ctx context.Context, grantID string) (scope, clientI
 		return "", "", ErrNotFound
 	}
 	return fmt.Sprint(vals[0]), fmt.Sprint(vals[1]), nil
+}
+
+// LiveRefresh describes the current refresh token of a family.
+type LiveRefresh struct {
+	Grant
+	Expires time.Time
+}
+
+// LookupRefresh returns the family of a refresh token when the token is
+// the family's current one. A rotated-out token, an ended family or a
+// wrong secret is ErrNotFound. It changes nothing.
+func (s *Store) LookupRefresh(ctx context.Context, grantID, secretHash string) (*LiveRefresh, error) {
+	key := s.key("fam", grantID)
+	pipe := s.rdb.Pipeline()
+	all := pipe.HGetAll(ctx, key)
+	ttl := pipe.PTTL(ctx, key)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, unavailable("look up refresh token", err)
+	}
+	f := all.Val()
+	if len(f) == 0 || subtle.ConstantTimeCompare([]byte(f["cur"]), []byte(secretHash)) != 1 {
+		return nil, ErrNotFound
+	}
+	return &LiveRefresh{
+		Grant: Grant{ClientID: f["cid"], Scope: f["scope"], Subject: f["sub"], Patient: f["pat"], FHIRUser: f["fu"],
+			Audience: f["aud"], JKT: f["jkt"], Context: f["ctx"]},
+		Expires: s.now().Add(ttl.Val()),
+	}, nil
+}
+
+// ClaimJTI records a client assertion's or DPoP proof's jti for ttl and
+// reports whether it was new. A false result is a replay.
+func (s *Store) ClaimJTI(ctx context.Context, owner, jti string, ttl time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.prefix+"jti:{"+owner+"}:"+jti, "1", ttl).Result()
+	if err != nil {
+		return false, unavailable("record jti", err)
+	}
+	return ok, nil
+}
+
+// RevokeAccessToken puts an access token's jti on the deny list until the
+// token expires.
+func (s *Store) RevokeAccessToken(ctx context.Context, jti string, until time.Time) error {
+	ttl := until.Sub(s.now())
+	if ttl <= 0 {
+		return nil
+	}
+	if err := s.rdb.Set(ctx, s.key("revokedjti", jti), "1", ttl).Err(); err != nil {
+		return unavailable("revoke access token", err)
+	}
+	return nil
+}
+
+// AccessTokenRevoked reports whether an access token was revoked, by its
+// own jti or through its grant (grantID may be "" for tokens without one).
+func (s *Store) AccessTokenRevoked(ctx context.Context, grantID, jti string) (bool, error) {
+	pipe := s.rdb.Pipeline()
+	byJTI := pipe.Exists(ctx, s.key("revokedjti", jti))
+	var byGrant *redis.IntCmd
+	if grantID != "" {
+		byGrant = pipe.Exists(ctx, s.key("revoked", grantID))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, unavailable("check revoked access token", err)
+	}
+	return byJTI.Val() > 0 || (byGrant != nil && byGrant.Val() > 0), nil
 }

@@ -108,3 +108,23 @@ func (s *Store) GrantRevoked(ctx context.Context, grantID string) (bool, error) 
 	}
 	return n > 0, nil
 }
+
+// SaveLaunch stores an EHR launch context under its opaque launch value.
+func (s *Store) SaveLaunch(ctx context.Context, id string, data []byte, ttl time.Duration) error {
+	if err := s.rdb.Set(ctx, s.key("launch", id), data, ttl).Err(); err != nil {
+		return unavailable("save launch context", err)
+	}
+	return nil
+}
+
+// TakeLaunch reads and deletes a launch context: a launch value is valid once.
+func (s *Store) TakeLaunch(ctx context.Context, id string) ([]byte, error) {
+	b, err := s.rdb.GetDel(ctx, s.key("launch", id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, unavailable("take launch context", err)
+	}
+	return b, nil
+}

@@ -64,7 +64,7 @@ func TestRedeem(t *testing.T) {
 
 	t.Run("returns the grant and starts the family", func(t *testing.T) {
 		gid, hash := saveCode(t, s, rotating)
-		got, issued, err := s.Redeem(ctx, gid, hash, g.ClientID, g.RedirectURI, g.CodeChallenge, "rt-hash", time.Minute)
+		got, issued, err := s.Redeem(ctx, Redemption{GrantID: gid, SecretHash: hash, ClientID: g.ClientID, RedirectURI: g.RedirectURI, Challenge: g.CodeChallenge, RefreshHash: "rt-hash", AccessLifetime: time.Minute})
 		if err != nil || !issued {
 			t.Fatalf("Redeem: issued=%v err=%v", issued, err)
 		}
@@ -78,7 +78,7 @@ func TestRedeem(t *testing.T) {
 	})
 	t.Run("no family without refresh", func(t *testing.T) {
 		gid, hash := saveCode(t, s, RefreshTerms{})
-		_, issued, err := s.Redeem(ctx, gid, hash, g.ClientID, g.RedirectURI, g.CodeChallenge, "rt-hash", time.Minute)
+		_, issued, err := s.Redeem(ctx, Redemption{GrantID: gid, SecretHash: hash, ClientID: g.ClientID, RedirectURI: g.RedirectURI, Challenge: g.CodeChallenge, RefreshHash: "rt-hash", AccessLifetime: time.Minute})
 		if err != nil || issued {
 			t.Fatalf("issued=%v err=%v, want no refresh token", issued, err)
 		}
@@ -88,7 +88,7 @@ func TestRedeem(t *testing.T) {
 	})
 	t.Run("wrong secret is not found", func(t *testing.T) {
 		gid, _ := saveCode(t, s, rotating)
-		_, _, err := s.Redeem(ctx, gid, token.Hash("guess"), g.ClientID, g.RedirectURI, g.CodeChallenge, "x", time.Minute)
+		_, _, err := s.Redeem(ctx, Redemption{GrantID: gid, SecretHash: token.Hash("guess"), ClientID: g.ClientID, RedirectURI: g.RedirectURI, Challenge: g.CodeChallenge, RefreshHash: "x", AccessLifetime: time.Minute})
 		if !errors.Is(err, ErrNotFound) {
 			t.Fatalf("err = %v, want ErrNotFound", err)
 		}
@@ -105,12 +105,12 @@ func TestRedeem(t *testing.T) {
 			default:
 				cc = "other"
 			}
-			_, _, err := s.Redeem(ctx, gid, hash, cid, ru, cc, "x", time.Minute)
+			_, _, err := s.Redeem(ctx, Redemption{GrantID: gid, SecretHash: hash, ClientID: cid, RedirectURI: ru, Challenge: cc, RefreshHash: "x", AccessLifetime: time.Minute})
 			var mm *CodeMismatchError
 			if !errors.As(err, &mm) || mm.Field != field {
 				t.Fatalf("err = %v, want a mismatch of %s", err, field)
 			}
-			_, _, err = s.Redeem(ctx, gid, hash, g.ClientID, g.RedirectURI, g.CodeChallenge, "x", time.Minute)
+			_, _, err = s.Redeem(ctx, Redemption{GrantID: gid, SecretHash: hash, ClientID: g.ClientID, RedirectURI: g.RedirectURI, Challenge: g.CodeChallenge, RefreshHash: "x", AccessLifetime: time.Minute})
 			if !errors.Is(err, ErrCodeReused) {
 				t.Fatalf("after a mismatch: err = %v, want ErrCodeReused", err)
 			}
@@ -118,10 +118,10 @@ func TestRedeem(t *testing.T) {
 	}
 	t.Run("second use revokes the grant", func(t *testing.T) {
 		gid, hash := saveCode(t, s, rotating)
-		if _, _, err := s.Redeem(ctx, gid, hash, g.ClientID, g.RedirectURI, g.CodeChallenge, "rt-hash", time.Minute); err != nil {
+		if _, _, err := s.Redeem(ctx, Redemption{GrantID: gid, SecretHash: hash, ClientID: g.ClientID, RedirectURI: g.RedirectURI, Challenge: g.CodeChallenge, RefreshHash: "rt-hash", AccessLifetime: time.Minute}); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := s.Redeem(ctx, gid, hash, g.ClientID, g.RedirectURI, g.CodeChallenge, "rt-hash2", time.Minute)
+		_, _, err := s.Redeem(ctx, Redemption{GrantID: gid, SecretHash: hash, ClientID: g.ClientID, RedirectURI: g.RedirectURI, Challenge: g.CodeChallenge, RefreshHash: "rt-hash2", AccessLifetime: time.Minute})
 		if !errors.Is(err, ErrCodeReused) {
 			t.Fatalf("err = %v, want ErrCodeReused", err)
 		}
@@ -140,7 +140,7 @@ func family(t *testing.T, s *Store, terms RefreshTerms) string {
 	t.Helper()
 	g := sampleGrant()
 	gid, hash := saveCode(t, s, terms)
-	if _, _, err := s.Redeem(context.Background(), gid, hash, g.ClientID, g.RedirectURI, g.CodeChallenge, "h0", time.Minute); err != nil {
+	if _, _, err := s.Redeem(context.Background(), Redemption{GrantID: gid, SecretHash: hash, ClientID: g.ClientID, RedirectURI: g.RedirectURI, Challenge: g.CodeChallenge, RefreshHash: "h0", AccessLifetime: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	return gid
@@ -152,17 +152,17 @@ func TestRefresh(t *testing.T) {
 
 	t.Run("rotation and reuse", func(t *testing.T) {
 		gid := family(t, s, rotating)
-		if _, rotated, err := s.Refresh(ctx, gid, "h0", "app", "h1", time.Minute); err != nil || !rotated {
+		if _, rotated, err := s.Refresh(ctx, RefreshUse{GrantID: gid, SecretHash: "h0", ClientID: "app", NewHash: "h1", AccessLifetime: time.Minute}); err != nil || !rotated {
 			t.Fatalf("first refresh: rotated=%v err=%v", rotated, err)
 		}
-		if _, _, err := s.Refresh(ctx, gid, "h1", "app", "h2", time.Minute); err != nil {
+		if _, _, err := s.Refresh(ctx, RefreshUse{GrantID: gid, SecretHash: "h1", ClientID: "app", NewHash: "h2", AccessLifetime: time.Minute}); err != nil {
 			t.Fatalf("refresh with the rotated token: %v", err)
 		}
-		_, _, err := s.Refresh(ctx, gid, "h0", "app", "h3", time.Minute)
+		_, _, err := s.Refresh(ctx, RefreshUse{GrantID: gid, SecretHash: "h0", ClientID: "app", NewHash: "h3", AccessLifetime: time.Minute})
 		if !errors.Is(err, ErrRefreshReused) {
 			t.Fatalf("reuse of the first token: err = %v, want ErrRefreshReused", err)
 		}
-		if _, _, err := s.Refresh(ctx, gid, "h2", "app", "h4", time.Minute); !errors.Is(err, ErrNotFound) {
+		if _, _, err := s.Refresh(ctx, RefreshUse{GrantID: gid, SecretHash: "h2", ClientID: "app", NewHash: "h4", AccessLifetime: time.Minute}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("newest token after reuse: err = %v, want ErrNotFound (family revoked)", err)
 		}
 		if revoked, _ := s.GrantRevoked(ctx, gid); !revoked {
@@ -171,47 +171,47 @@ func TestRefresh(t *testing.T) {
 	})
 	t.Run("grace window allows one retry", func(t *testing.T) {
 		gid := family(t, s, rotating)
-		if _, _, err := s.Refresh(ctx, gid, "h0", "app", "h1", time.Minute); err != nil {
+		if _, _, err := s.Refresh(ctx, RefreshUse{GrantID: gid, SecretHash: "h0", ClientID: "app", NewHash: "h1", AccessLifetime: time.Minute}); err != nil {
 			t.Fatal(err)
 		}
-		if _, rotated, err := s.Refresh(ctx, gid, "h0", "app", "h2", time.Minute); err != nil || !rotated {
+		if _, rotated, err := s.Refresh(ctx, RefreshUse{GrantID: gid, SecretHash: "h0", ClientID: "app", NewHash: "h2", AccessLifetime: time.Minute}); err != nil || !rotated {
 			t.Fatalf("retry inside the grace window: rotated=%v err=%v", rotated, err)
 		}
-		if _, _, err := s.Refresh(ctx, gid, "h0", "app", "h3", time.Minute); !errors.Is(err, ErrRefreshReused) {
+		if _, _, err := s.Refresh(ctx, RefreshUse{GrantID: gid, SecretHash: "h0", ClientID: "app", NewHash: "h3", AccessLifetime: time.Minute}); !errors.Is(err, ErrRefreshReused) {
 			t.Fatalf("second retry: err = %v, want ErrRefreshReused", err)
 		}
 	})
 	t.Run("grace window ends", func(t *testing.T) {
 		gid := family(t, s, RefreshTerms{Issue: true, Rotate: true, GraceWindow: time.Millisecond, IdleTimeout: time.Hour})
-		if _, _, err := s.Refresh(ctx, gid, "h0", "app", "h1", time.Minute); err != nil {
+		if _, _, err := s.Refresh(ctx, RefreshUse{GrantID: gid, SecretHash: "h0", ClientID: "app", NewHash: "h1", AccessLifetime: time.Minute}); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(20 * time.Millisecond)
-		if _, _, err := s.Refresh(ctx, gid, "h0", "app", "h2", time.Minute); !errors.Is(err, ErrRefreshReused) {
+		if _, _, err := s.Refresh(ctx, RefreshUse{GrantID: gid, SecretHash: "h0", ClientID: "app", NewHash: "h2", AccessLifetime: time.Minute}); !errors.Is(err, ErrRefreshReused) {
 			t.Fatalf("retry after the window: err = %v, want ErrRefreshReused", err)
 		}
 	})
 	t.Run("without rotation the token stays", func(t *testing.T) {
 		gid := family(t, s, RefreshTerms{Issue: true, IdleTimeout: time.Hour})
 		for i := 0; i < 3; i++ {
-			if _, rotated, err := s.Refresh(ctx, gid, "h0", "app", "hx", time.Minute); err != nil || rotated {
+			if _, rotated, err := s.Refresh(ctx, RefreshUse{GrantID: gid, SecretHash: "h0", ClientID: "app", NewHash: "hx", AccessLifetime: time.Minute}); err != nil || rotated {
 				t.Fatalf("refresh %d: rotated=%v err=%v", i, rotated, err)
 			}
 		}
 	})
 	t.Run("another client", func(t *testing.T) {
 		gid := family(t, s, rotating)
-		if _, _, err := s.Refresh(ctx, gid, "h0", "thief", "h1", time.Minute); !errors.Is(err, ErrWrongClient) {
+		if _, _, err := s.Refresh(ctx, RefreshUse{GrantID: gid, SecretHash: "h0", ClientID: "thief", NewHash: "h1", AccessLifetime: time.Minute}); !errors.Is(err, ErrWrongClient) {
 			t.Fatalf("err = %v, want ErrWrongClient", err)
 		}
-		if _, _, err := s.Refresh(ctx, gid, "h0", "app", "h1", time.Minute); err != nil {
+		if _, _, err := s.Refresh(ctx, RefreshUse{GrantID: gid, SecretHash: "h0", ClientID: "app", NewHash: "h1", AccessLifetime: time.Minute}); err != nil {
 			t.Fatalf("the owner's refresh after a foreign attempt: %v", err)
 		}
 	})
 	t.Run("idle timeout restarts", func(t *testing.T) {
 		gid := family(t, s, rotating)
 		rdb.PExpire(ctx, s.key("fam", gid), time.Minute)
-		if _, _, err := s.Refresh(ctx, gid, "h0", "app", "h1", time.Minute); err != nil {
+		if _, _, err := s.Refresh(ctx, RefreshUse{GrantID: gid, SecretHash: "h0", ClientID: "app", NewHash: "h1", AccessLifetime: time.Minute}); err != nil {
 			t.Fatal(err)
 		}
 		if ttl := rdb.PTTL(ctx, s.key("fam", gid)).Val(); ttl < 59*time.Minute {
@@ -255,7 +255,86 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	if _, err := s.LoadPending(context.Background(), "x"); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("err = %v, want ErrUnavailable", err)
 	}
-	if _, _, err := s.Refresh(context.Background(), "g", "h", "c", "n", time.Minute); !errors.Is(err, ErrUnavailable) {
+	if _, _, err := s.Refresh(context.Background(), RefreshUse{GrantID: "g", SecretHash: "h", ClientID: "c", NewHash: "n", AccessLifetime: time.Minute}); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("err = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestConcurrentRefresh fires 200 refreshes of one token at the same
+// moment. Redis runs each script alone, so the outcome is exactly what the
+// policy says: one rotation, one retry inside the grace window when there
+// is one, and the next use is reuse, which ends the family.
+func TestConcurrentRefresh(t *testing.T) {
+	const workers = 200
+	ctx := context.Background()
+	s, rdb := newStore(t)
+	cases := []struct {
+		name      string
+		terms     RefreshTerms
+		successes int
+		alive     bool
+	}{
+		{"rotation with grace window", rotating, 2, false},
+		{"rotation without grace window", RefreshTerms{Issue: true, Rotate: true, IdleTimeout: time.Hour}, 1, false},
+		{"no rotation", RefreshTerms{Issue: true, IdleTimeout: time.Hour}, workers, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			gid := family(t, s, tc.terms)
+			var (
+				wg     sync.WaitGroup
+				start  = make(chan struct{})
+				mu     sync.Mutex
+				ok     int
+				reused int
+				other  []error
+				hashes = map[string]bool{}
+			)
+			for i := range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					next := token.Hash(token.RandomString(8)) + string(rune('a'+i%26))
+					<-start
+					_, rotated, err := s.Refresh(ctx, RefreshUse{GrantID: gid, SecretHash: "h0", ClientID: "app",
+						NewHash: next, AccessLifetime: time.Minute})
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err == nil:
+						ok++
+						if rotated {
+							hashes[next] = true
+						}
+					case errors.Is(err, ErrRefreshReused):
+						reused++
+					case errors.Is(err, ErrNotFound):
+					default:
+						other = append(other, err)
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			if len(other) > 0 {
+				t.Fatalf("unexpected errors: %v", other)
+			}
+			if ok != tc.successes {
+				t.Errorf("%d refreshes succeeded, want %d", ok, tc.successes)
+			}
+			exists := rdb.Exists(ctx, s.key("fam", gid)).Val() == 1
+			if exists != tc.alive {
+				t.Errorf("family exists = %v, want %v", exists, tc.alive)
+			}
+			if !tc.alive && reused != 1 {
+				t.Errorf("%d reuse detections, want exactly 1 (it ends the family)", reused)
+			}
+			if exists {
+				cur := rdb.HGet(ctx, s.key("fam", gid), "cur").Val()
+				if tc.terms.Rotate && !hashes[cur] {
+					t.Errorf("the live token %q is none of the rotated ones", cur)
+				}
+			}
+		})
 	}
 }

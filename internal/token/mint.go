@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -26,6 +27,20 @@ type AccessClaims struct {
 	Patient   string           `json:"patient,omitempty"`
 	Encounter string           `json:"encounter,omitempty"`
 	FHIRUser  string           `json:"fhirUser,omitempty"`
+	// EHR launch context beyond patient and encounter, so that
+	// introspection can repeat every launch parameter of the token response.
+	FHIRContext       json.RawMessage `json:"fhirContext,omitempty"`
+	Intent            string          `json:"intent,omitempty"`
+	NeedPatientBanner *bool           `json:"need_patient_banner,omitempty"`
+	SmartStyleURL     string          `json:"smart_style_url,omitempty"`
+	Tenant            string          `json:"tenant,omitempty"`
+	// Confirmation binds the token to a DPoP key (RFC 9449 §6).
+	Confirmation *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is the cnf claim of a sender-constrained token.
+type Confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // IDClaims are the claims of an OpenID Connect ID token.

@@ -83,6 +83,8 @@ type Identity struct {
 	FHIRUser string // relative FHIR reference, "" when no template matched
 	Name     string
 	AuthTime time.Time
+	// RefreshToken is the provider's refresh token, when it issued one.
+	RefreshToken string
 }
 
 var (
@@ -126,7 +128,9 @@ func (p *Provider) Callback(ctx context.Context, l Login, code, iss string) (*Id
 	if err := idt.Claims(&claims); err != nil {
 		return nil, fmt.Errorf("%w: ID token claims: %w", ErrLoginFailed, err)
 	}
-	return p.identity(idt.Subject, claims), nil
+	id := p.identity(idt.Subject, claims)
+	id.RefreshToken = tok.RefreshToken
+	return id, nil
 }
 
 func (p *Provider) identity(subject string, claims map[string]any) *Identity {
@@ -184,3 +188,28 @@ func claimString(claims map[string]any, name string) string {
 
 // ValidPatientID reports whether s is a usable FHIR Patient id.
 func ValidPatientID(s string) bool { return fhirID.MatchString(s) }
+
+// Refresh uses the identity provider's refresh token and returns the
+// refresh token to keep: a new one when the provider rotates, else the
+// same. A provider that rejects the token (the user's session ended) is
+// ErrLoginFailed; a provider that cannot be reached is ErrUnavailable.
+func (p *Provider) Refresh(ctx context.Context, refreshToken string) (string, error) {
+	tok, err := p.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
+			return "", fmt.Errorf("%w: refresh rejected: %s", ErrLoginFailed, re.ErrorCode)
+		}
+		return "", fmt.Errorf("%w: refresh: %w", ErrUnavailable, err)
+	}
+	if tok.RefreshToken != "" {
+		return tok.RefreshToken, nil
+	}
+	return refreshToken, nil
+}
+
+// Endpoints returns the provider's authorization and token endpoint URLs
+// from its discovery document.
+func (p *Provider) Endpoints() (authorize, token string) {
+	return p.oauth.Endpoint.AuthURL, p.oauth.Endpoint.TokenURL
+}

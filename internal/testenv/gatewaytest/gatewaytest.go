@@ -25,6 +25,7 @@ import (
 
 	"github.com/smartgate/smartgate/internal/app"
 	"github.com/smartgate/smartgate/internal/config"
+	"github.com/smartgate/smartgate/internal/metrics"
 	"github.com/smartgate/smartgate/internal/testenv"
 )
 
@@ -52,7 +53,7 @@ func Listener(t testing.TB) (net.Listener, string) {
 // Config returns a complete gateway configuration for tests: fresh key
 // files in dir, the two test clients, and one FHIR base on the gateway's
 // own origin (<publicURL>/fhir).
-func Config(t testing.TB, dir, publicURL, redisAddr string, up *testenv.Upstream) *config.Config {
+func Config(t testing.TB, dir, publicURL, redisAddr string, up *testenv.Upstream, extra ...func(*config.Config)) *config.Config {
 	es, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +103,9 @@ func Config(t testing.TB, dir, publicURL, redisAddr string, up *testenv.Upstream
 		},
 		Log: config.Log{Format: "json", Level: "debug"},
 	}
+	for _, f := range extra {
+		f(cfg)
+	}
 	config.ApplyDefaults(cfg)
 	if problems := config.Validate(cfg, nil); len(problems) > 0 {
 		t.Fatalf("gatewaytest: test configuration is invalid: %v", problems)
@@ -123,9 +127,10 @@ func writeKey(t testing.TB, dir, name string, key any) string {
 
 // Gateway is a running smartgate.
 type Gateway struct {
-	URL    string
-	Config *config.Config
-	logs   *syncBuffer
+	URL     string
+	Config  *config.Config
+	Metrics *metrics.Metrics
+	logs    *syncBuffer
 }
 
 // Logs returns everything the gateway logged so far.
@@ -142,11 +147,11 @@ func Serve(t testing.TB, cleanup *testenv.Cleanup, ln net.Listener, cfg *config.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	handler, err := app.Build(ctx, cfg, parts, log)
+	gw, err := app.Build(ctx, cfg, parts, log)
 	if err != nil {
 		t.Fatalf("gatewaytest: build gateway: %v\nlogs:\n%s", err, logs.String())
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: gw.Handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -159,7 +164,7 @@ func Serve(t testing.TB, cleanup *testenv.Cleanup, ln net.Listener, cfg *config.
 		<-done
 		_ = parts.Redis.Close()
 	})
-	return &Gateway{URL: cfg.Server.PublicURL, Config: cfg, logs: logs}
+	return &Gateway{URL: cfg.Server.PublicURL, Config: cfg, Metrics: gw.Metrics, logs: logs}
 }
 
 type syncBuffer struct {
