@@ -8,14 +8,15 @@ import (
 // scopesSupported lists what the gateway grants; SMART makes every listed
 // scope a must-support, so only implemented scopes appear.
 var scopesSupported = []string{
-	"openid", "fhirUser", "profile", "launch/patient", "offline_access", "online_access",
+	"openid", "fhirUser", "profile", "launch", "launch/patient", "offline_access", "online_access",
 	"patient/*.cruds", "patient/*.rs", "patient/*.read", "user/*.cruds", "user/*.rs", "user/*.read",
 }
 
 var capabilities = []string{
-	"launch-standalone", "authorize-post",
+	"launch-ehr", "launch-standalone", "authorize-post",
 	"client-public", "client-confidential-symmetric", "client-confidential-asymmetric",
 	"sso-openid-connect", "context-standalone-patient",
+	"context-ehr-patient", "context-ehr-encounter", "context-banner", "context-style",
 	"permission-offline", "permission-online", "permission-patient", "permission-user",
 	"permission-v1", "permission-v2",
 }

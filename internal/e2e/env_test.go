@@ -40,6 +40,9 @@ type environment struct {
 	// is registered inline for the backend client.
 	asymRS, asymES, backendKey *signingKey
 	jwks                       *jwksServer
+	// ehrKey signs launch JWTs; fhir is the FHIR server the patient picker searches.
+	ehrKey *signingKey
+	fhir   *fhirServer
 }
 
 func TestMain(m *testing.M) {
@@ -60,7 +63,9 @@ func shared(t *testing.T) *environment {
 		}
 		services.Add(func() { os.RemoveAll(dir) })
 		e := &environment{redis: r, upstream: up, fhirBase: gwURL + "/fhir",
-			asymRS: newSigningKey(t, jose.RS384), asymES: newSigningKey(t, jose.ES384), backendKey: newSigningKey(t, jose.ES384)}
+			asymRS: newSigningKey(t, jose.RS384), asymES: newSigningKey(t, jose.ES384), backendKey: newSigningKey(t, jose.ES384),
+			ehrKey: newSigningKey(t, jose.ES256)}
+		e.fhir = startFHIRServer()
 		e.jwks = startJWKSServer(e.asymRS, e.asymES)
 		cfg := gatewaytest.Config(t, dir, gwURL, r.Addr, up, e.clientTypes)
 		e.gw = gatewaytest.Serve(t, &services, ln, cfg)
@@ -149,6 +154,12 @@ type tokenResult struct {
 	Patient      string `json:"patient"`
 	Error        string `json:"error"`
 	ErrorDesc    string `json:"error_description"`
+
+	Encounter         string           `json:"encounter"`
+	NeedPatientBanner *bool            `json:"need_patient_banner"`
+	Intent            string           `json:"intent"`
+	Tenant            string           `json:"tenant"`
+	FHIRContext       []map[string]any `json:"fhirContext"`
 }
 
 // postToken calls the token endpoint; basic, when non-nil, holds the
@@ -229,4 +240,16 @@ func (e *environment) clientTypes(cfg *config.Config) {
 			Scopes:       []string{"launch/patient", "offline_access", "patient/*.rs"}},
 	)
 	cfg.ResourceServers = []config.Credential{{ID: rsID, Secret: rsSecret}}
+
+	ehrKeys, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{e.ehrKey.public()}})
+	if err != nil {
+		panic(err)
+	}
+	var ehrMap map[string]any
+	if err := json.Unmarshal(ehrKeys, &ehrMap); err != nil {
+		panic(err)
+	}
+	cfg.EHR = config.EHR{LaunchClients: []config.Credential{{ID: ehrID, Secret: ehrSecret}}, LaunchJWKS: ehrMap,
+		Tenant: "hospital-1"}
+	cfg.FHIR.Picker = config.PatientPicker{BaseURL: e.fhir.URL, Token: fhirToken}
 }

@@ -336,7 +336,7 @@ func TestUserWithoutPatientRecord(t *testing.T) {
 	e := shared(t)
 	l := newLaunch(e, gatewaytest.PublicClient, appRedirect, "openid fhirUser launch/patient patient/*.rs")
 	b := testenv.NewBrowser(t, appRedirect)
-	page := standaloneLaunch(t, e, b, l, testenv.ClinicianUser, testenv.ClinicianPass)
+	page := standaloneLaunch(t, e, b, l, testenv.StaffUser, testenv.StaffPassword)
 	if page.Status != http.StatusForbidden || !strings.Contains(page.Body, "has no patient record") {
 		t.Fatalf("want a 403 page about the missing patient record, got %d:\n%s", page.Status, page.Body)
 	}

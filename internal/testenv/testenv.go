@@ -220,6 +220,8 @@ const (
 	PatientName     = "Alice Example"
 	ClinicianUser   = "bob"
 	ClinicianPass   = "bob-password"
+	StaffUser       = "carol" // neither a patient record nor a clinician role
+	StaffPassword   = "carol-password"
 	UpstreamClient  = "smartgate"
 	UpstreamSecret  = "smartgate-secret"
 )

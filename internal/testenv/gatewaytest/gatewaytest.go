@@ -83,7 +83,7 @@ func Config(t testing.TB, dir, publicURL, redisAddr string, up *testenv.Upstream
 			{
 				ClientID: PublicClient, Name: "Patient Diary", Type: config.ClientPublic,
 				RedirectURIs: []string{PublicRedirect},
-				Scopes: []string{"openid", "fhirUser", "profile", "launch/patient", "offline_access",
+				Scopes: []string{"openid", "fhirUser", "profile", "launch", "launch/patient", "offline_access",
 					"patient/*.cruds"},
 			},
 			{

@@ -107,6 +107,18 @@ const USERS = [
     email: 'bob@hospital.example',
     practitionerId: 'prac-bob-7',
   },
+  {
+    // A user with neither a patient record nor a clinician role, such as
+    // a staff member of the hospital's front desk.
+    username: 'carol',
+    password: 'carol-password',
+    sub: 'c4r01a2b-carol',
+    objectId: '6d0f3a52-8c1e-4f7b-9a24-ca4010000003',
+    name: 'Carol Staff',
+    givenName: 'Carol',
+    familyName: 'Staff',
+    email: 'carol@hospital.example',
+  },
 ];
 
 function findUserByName(username) {
