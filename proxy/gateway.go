@@ -24,6 +24,7 @@ import (
 	"github.com/smartgate/smartgate/internal/clientauth"
 	"github.com/smartgate/smartgate/internal/clients"
 	"github.com/smartgate/smartgate/internal/config"
+	"github.com/smartgate/smartgate/internal/logging"
 	"github.com/smartgate/smartgate/internal/metrics"
 	"github.com/smartgate/smartgate/internal/session"
 	"github.com/smartgate/smartgate/internal/store"
@@ -51,7 +52,8 @@ const (
 
 // Limits on what a request may carry.
 const (
-	maxFormBytes  = 64 << 10 // POST bodies of /authorize, /consent and /token
+	maxFormBytes  = 64 << 10 // request bodies of smartgate's own routes
+	maxFHIRBytes  = 16 << 20 // request bodies forwarded to a fronted FHIR server
 	maxQueryBytes = 32 << 10 // GET query strings
 	maxStateBytes = 2048
 )
@@ -138,24 +140,31 @@ func (g *Gateway) Handler() http.Handler {
 			mux.Handle("GET "+p+PathSMARTConfig, cors(g.handleSMARTConfig))
 		}
 	}
+	// Every route of smartgate's own that reads a body gets the form
+	// limit; fronted FHIR servers get a larger one, and pass-through
+	// leaves bodies to the identity provider.
+	own := func(h http.Handler) http.Handler { return limitBody(h, maxFormBytes) }
+	csrf := func(h http.HandlerFunc) http.Handler { return own(http.NewCrossOriginProtection().Handler(h)) }
 	mux.HandleFunc("GET "+g.base+PathAuthorize, g.handleAuthorize)
-	mux.HandleFunc("POST "+g.base+PathAuthorize, g.handleAuthorize)
+	mux.Handle("POST "+g.base+PathAuthorize, own(http.HandlerFunc(g.handleAuthorize)))
 	mux.HandleFunc("GET "+g.base+PathCallback, g.handleCallback)
 	mux.HandleFunc("GET "+g.base+PathConsent, g.handleConsentPage)
-	mux.Handle("POST "+g.base+PathConsent, http.NewCrossOriginProtection().Handler(http.HandlerFunc(g.handleConsentDecision)))
-	mux.Handle(g.base+PathToken, g.tokenCORS(http.HandlerFunc(g.handleToken)))
-	mux.Handle(g.base+PathRevoke, g.tokenCORS(http.HandlerFunc(g.handleRevoke)))
-	mux.HandleFunc("POST "+g.base+PathIntrospect, g.handleIntrospect)
-	mux.HandleFunc("POST "+g.base+PathLaunch, g.handleLaunch)
+	mux.Handle("POST "+g.base+PathConsent, csrf(g.handleConsentDecision))
+	mux.Handle(g.base+PathToken, own(g.tokenCORS(http.HandlerFunc(g.handleToken))))
+	mux.Handle(g.base+PathRevoke, own(g.tokenCORS(http.HandlerFunc(g.handleRevoke))))
+	mux.Handle("POST "+g.base+PathIntrospect, own(http.HandlerFunc(g.handleIntrospect)))
+	mux.Handle("POST "+g.base+PathLaunch, own(http.HandlerFunc(g.handleLaunch)))
 	mux.HandleFunc("GET "+g.base+PathPicker, g.handlePicker)
-	mux.Handle("POST "+g.base+PathPicker, http.NewCrossOriginProtection().Handler(http.HandlerFunc(g.handlePickerChoice)))
+	mux.Handle("POST "+g.base+PathPicker, csrf(g.handlePickerChoice))
 	mux.HandleFunc("GET "+g.base+PathApps, g.handleApps)
-	mux.Handle("POST "+g.base+PathAppsRevoke, http.NewCrossOriginProtection().Handler(http.HandlerFunc(g.handleAppsRevoke)))
-	mux.Handle("POST "+g.base+PathAppsSignOut, http.NewCrossOriginProtection().Handler(http.HandlerFunc(g.handleAppsSignOut)))
+	mux.Handle("POST "+g.base+PathAppsRevoke, csrf(g.handleAppsRevoke))
+	mux.Handle("POST "+g.base+PathAppsSignOut, csrf(g.handleAppsSignOut))
 	mux.Handle("GET "+g.base+PathStatic, g.pages.Static())
 	for _, srv := range g.cfg.FHIR.Servers {
 		if p, ok := g.localPath(srv.BaseURL); ok {
-			mux.Handle(p+"/", g.newFHIRProxy(srv))
+			h := limitBody(g.newFHIRProxy(srv), maxFHIRBytes)
+			mux.Handle(p+"/", h)
+			mux.Handle(p, h) // POST <base> (a transaction) without a redirect to <base>/
 		}
 	}
 	if g.cfg.Upstream.PassThrough.Enabled {
@@ -177,15 +186,8 @@ func (g *Gateway) localPath(base string) (string, bool) {
 	return strings.TrimSuffix(b.Path, "/"), true
 }
 
-type ctxKey int
-
-const requestIDKey ctxKey = iota
-
 // RequestID returns the id the middleware gave the request.
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
-}
+func RequestID(ctx context.Context) string { return logging.RequestID(ctx) }
 
 // middleware gives every request an id, sets the headers every gateway
 // response carries, bounds query strings, and turns a panic into a plain
@@ -193,7 +195,7 @@ func RequestID(ctx context.Context) string {
 func (g *Gateway) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := token.RandomString(9)
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		ctx := logging.WithRequestID(r.Context(), id)
 		r = r.WithContext(ctx)
 		h := w.Header()
 		h.Set("X-Request-Id", id)
@@ -212,13 +214,18 @@ func (g *Gateway) middleware(next http.Handler) http.Handler {
 			g.errorPage(w, r, http.StatusRequestURITooLong, "error.bad_request", "")
 			return
 		}
-		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-		}
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		g.metrics.Observe(routeLabel(r), rec.status, time.Since(start))
+	})
+}
+
+// limitBody caps the request body of a route at n bytes.
+func limitBody(h http.Handler, n int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, n)
+		h.ServeHTTP(w, r)
 	})
 }
 

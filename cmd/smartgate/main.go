@@ -24,6 +24,7 @@ import (
 	"github.com/smartgate/smartgate/internal/app"
 	"github.com/smartgate/smartgate/internal/config"
 	"github.com/smartgate/smartgate/internal/demo"
+	"github.com/smartgate/smartgate/internal/logging"
 )
 
 const usage = `smartgate: a SMART on FHIR authorization gateway
@@ -32,6 +33,7 @@ Usage:
   smartgate serve --config FILE    run the gateway with the configuration FILE
   smartgate check-config FILE      check a configuration file and exit (0 valid, 1 not)
   smartgate demo [--listen ADDR]   run a self-contained demo (embedded store and identity provider)
+  smartgate healthcheck [--url U]  exit 0 when the admin listener reports ready (for images without a shell)
 `
 
 func main() {
@@ -52,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkConfig(args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "healthcheck":
+		return healthcheck(args[1:], stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -82,22 +86,24 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	admin := app.NewAdmin(parts)
+	adminSrv := newServer(cfg.Server.AdminListen, admin.Handler(), log)
+	adminDone := make(chan error, 1)
+	go func() { adminDone <- listenAndServe(ctx, adminSrv, "", "") }()
 	gw, err := app.Build(ctx, cfg, parts, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	admin := newServer(cfg.Server.AdminListen, app.AdminHandler(gw, parts), log)
-	go func() {
-		if err := listenAndServe(ctx, admin, "", ""); err != nil {
-			log.Error("admin listener stopped", "addr", cfg.Server.AdminListen, "err", err)
-		}
-	}()
+	admin.SetReady()
 	srv := newServer(cfg.Server.Listen, gw.Handler, log)
 	log.Info("smartgate listening", "addr", cfg.Server.Listen, "issuer", cfg.Server.PublicURL)
 	if err := listenAndServe(ctx, srv, cfg.Server.TLSCertFile, cfg.Server.TLSKeyFile); err != nil {
 		log.Error("server stopped", "err", err)
 		return 1
+	}
+	if err := <-adminDone; err != nil {
+		log.Error("admin listener stopped", "addr", cfg.Server.AdminListen, "err", err)
 	}
 	log.Info("smartgate stopped")
 	return 0
@@ -121,15 +127,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
-}
+func newLogger(c config.Log, w io.Writer) *slog.Logger { return logging.New(c.Format, c.Level, w) }
 
 func newServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
@@ -242,4 +240,27 @@ func demoBanner(publicURL string, d *demo.Demo) string {
   The README shows the same walk with curl alone. Press Ctrl-C to stop.
 `, publicURL, publicURL, demo.PatientName, d.IDP.Issuer(), demo.ClientID, demo.RedirectURI,
 		authorize, demo.RedirectURI, publicURL, demo.ClientID, demo.RedirectURI)
+}
+
+// healthcheck asks the admin listener's /readyz, for container health
+// checks in images that have no shell or curl.
+func healthcheck(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	target := fs.String("url", "http://127.0.0.1:9090/readyz", "readiness URL of the admin listener")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(*target)
+	if err != nil {
+		fmt.Fprintf(stderr, "smartgate healthcheck: %v\n", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "smartgate healthcheck: %s answered %s\n", *target, resp.Status)
+		return 1
+	}
+	return 0
 }

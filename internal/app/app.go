@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,6 +31,7 @@ import (
 // Parts are the resources a gateway is built from.
 type Parts struct {
 	Redis     redis.UniversalClient
+	Metrics   *metrics.Metrics // created by Build when nil
 	AccessKey *token.Key
 	IDKey     *token.Key
 	Published []*token.Key
@@ -56,12 +58,10 @@ func LoadParts(cfg *config.Config) (*Parts, error) {
 		}
 		p.Published = append(p.Published, k)
 	}
-	p.Redis = redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:    []string{cfg.Redis.Addr},
-		Username: cfg.Redis.Username,
-		Password: cfg.Redis.Password,
-		DB:       cfg.Redis.DB,
-	})
+	p.Redis, err = NewRedisClient(cfg.Redis)
+	if err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -103,7 +103,10 @@ func Build(ctx context.Context, cfg *config.Config, parts *Parts, log *slog.Logg
 		return nil, err
 	}
 	st := store.New(parts.Redis, cfg.Redis.KeyPrefix)
-	m := metrics.New()
+	m := parts.Metrics
+	if m == nil {
+		m = metrics.New()
+	}
 	g, err := proxy.New(proxy.Options{
 		Config:   cfg,
 		Store:    st,
@@ -179,18 +182,44 @@ func isHTTPS(raw string) bool {
 	return err == nil && u.Scheme == "https"
 }
 
-// AdminHandler serves the admin listener: Prometheus metrics, /healthz
-// (the process is alive) and /readyz (Redis answers).
-func AdminHandler(gw *Gateway, parts *Parts) http.Handler {
+// Admin serves the admin listener: Prometheus metrics, /healthz (the
+// process is alive) and /readyz (the gateway is built, which needs the
+// upstream discovery document, and Redis answers). It serves from the
+// start, so that an orchestrator sees "not ready" while the upstream is
+// still being discovered.
+type Admin struct {
+	redis   redis.UniversalClient
+	metrics *metrics.Metrics
+	ready   atomic.Bool
+}
+
+// NewAdmin returns the admin handler of parts; parts.Metrics is created
+// when nil.
+func NewAdmin(parts *Parts) *Admin {
+	if parts.Metrics == nil {
+		parts.Metrics = metrics.New()
+	}
+	return &Admin{redis: parts.Redis, metrics: parts.Metrics}
+}
+
+// SetReady marks the gateway as built.
+func (a *Admin) SetReady() { a.ready.Store(true) }
+
+// Handler returns the admin routes.
+func (a *Admin) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", gw.Metrics.Handler())
+	mux.Handle("GET /metrics", a.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !a.ready.Load() {
+			http.Error(w, "upstream discovery not loaded yet", http.StatusServiceUnavailable)
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := parts.Redis.Ping(ctx).Err(); err != nil {
+		if err := a.redis.Ping(ctx).Err(); err != nil {
 			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
 			return
 		}

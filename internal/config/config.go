@@ -78,14 +78,60 @@ type ClaimMapping struct {
 	FHIRUser []string `yaml:"fhir_user"`
 }
 
-// Redis locates the Redis server that holds all state.
+// RedisMode is the kind of Redis deployment smartgate connects to.
+type RedisMode string
+
+const (
+	// RedisStandalone is one server at redis.addr.
+	RedisStandalone RedisMode = "standalone"
+	// RedisSentinel is the master that the Sentinels at redis.addrs
+	// monitor under redis.master_name; the client follows its failovers.
+	RedisSentinel RedisMode = "sentinel"
+	// RedisCluster is a Redis Cluster reached through the seed nodes at
+	// redis.addrs.
+	RedisCluster RedisMode = "cluster"
+)
+
+// Redis locates the Redis deployment that holds all state.
 type Redis struct {
-	Addr         string `yaml:"addr"`
+	// Mode is standalone (the default), sentinel or cluster.
+	Mode RedisMode `yaml:"mode"`
+	// Addr is the host:port of the server in standalone mode.
+	Addr string `yaml:"addr"`
+	// Addrs are host:port addresses: the Sentinels in sentinel mode, or
+	// seed nodes of the cluster in cluster mode.
+	Addrs []string `yaml:"addrs"`
+	// MasterName is the name the Sentinels monitor the master under.
+	MasterName string `yaml:"master_name"`
+	// Username and Password authenticate to the Redis servers that hold
+	// the data: the server, the master and replicas, or the cluster nodes.
 	Username     string `yaml:"username"`
 	Password     string `yaml:"password"`
 	PasswordFile string `yaml:"password_file"`
-	DB           int    `yaml:"db"`
-	KeyPrefix    string `yaml:"key_prefix"`
+	// SentinelUsername and SentinelPassword authenticate to the Sentinels
+	// themselves, for Sentinels that require it.
+	SentinelUsername string `yaml:"sentinel_username"`
+	SentinelPassword string `yaml:"sentinel_password"`
+	// DB is the database number. Redis Cluster has database 0 only.
+	DB        int      `yaml:"db"`
+	KeyPrefix string   `yaml:"key_prefix"`
+	TLS       RedisTLS `yaml:"tls"`
+}
+
+// RedisTLS configures TLS to every Redis server and Sentinel. The server
+// certificates are always verified.
+type RedisTLS struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM file of the CA certificates that sign the server
+	// certificates. Empty: the system's trusted roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName is the name the server certificates must carry. Empty:
+	// the host of each address dialled.
+	ServerName string `yaml:"server_name"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// servers that require client certificates.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // FHIR lists the FHIR servers this gateway protects.

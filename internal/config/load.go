@@ -220,7 +220,7 @@ func sectionName(goType string) string {
 		"Keys": "keys", "Tokens": "tokens", "RefreshPolicies": "refresh_policy",
 		"RefreshPolicy": "a refresh policy", "Client": "a client", "Consent": "consent",
 		"Credential": "a resource server or EHR credential", "EHR": "ehr", "PassThrough": "upstream.pass_through",
-		"FHIRServer": "a fronted FHIR server", "PatientPicker": "fhir.patient_picker",
+		"FHIRServer": "a fronted FHIR server", "PatientPicker": "fhir.patient_picker", "RedisTLS": "redis.tls",
 		"Log": "log",
 	}
 	if n, ok := names[goType]; ok {

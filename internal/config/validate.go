@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +52,9 @@ func ApplyDefaults(c *Config) {
 	}
 	if c.Upstream.Claims.FHIRUser == nil {
 		c.Upstream.Claims.FHIRUser = []string{"Patient/{" + c.Upstream.Claims.Patient + "}"}
+	}
+	if c.Redis.Mode == "" {
+		c.Redis.Mode = RedisStandalone
 	}
 	if c.Redis.KeyPrefix == "" {
 		c.Redis.KeyPrefix = DefaultKeyPrefix
@@ -131,9 +135,7 @@ func Validate(c *Config, lines map[string]int) []Problem {
 	v := validator{lines: lines}
 	v.server(c)
 	v.upstream(c)
-	if c.Redis.Addr == "" {
-		v.add("redis.addr", "missing; set the host:port of the Redis server")
-	}
+	v.redis(c.Redis)
 	if len(c.FHIR.BaseURLs) == 0 {
 		v.add("fhir.base_urls", "missing; list the FHIR base URLs that apps may name as aud")
 	}
@@ -287,6 +289,108 @@ func (v *validator) upstream(c *Config) {
 			typ != "RelatedPerson" && typ != "Person" && !strings.Contains(typ, ":"):
 			v.add(p, fmt.Sprintf("%q: fhirUser must name a Patient, Practitioner, PractitionerRole, RelatedPerson or Person", t))
 		}
+	}
+}
+
+// redis checks the redis section: the keys that the mode needs, and no
+// key of another mode, so that a half-converted file does not start.
+func (v *validator) redis(r Redis) {
+	switch r.Mode {
+	case RedisStandalone:
+		if r.Addr == "" {
+			v.add("redis.addr", "missing; set the host:port of the Redis server, or set mode to sentinel or cluster")
+		} else {
+			v.hostPort("redis.addr", r.Addr)
+		}
+		if len(r.Addrs) > 0 {
+			v.add("redis.addrs", "is for sentinel and cluster modes; in standalone mode set addr only, or set mode")
+		}
+	case RedisSentinel, RedisCluster:
+		if r.Addr != "" {
+			v.add("redis.addr", fmt.Sprintf("is for standalone mode; in %s mode list the addresses in addrs", r.Mode))
+		}
+		if len(r.Addrs) == 0 {
+			what := "of each Sentinel"
+			if r.Mode == RedisCluster {
+				what = "of one or more cluster nodes"
+			}
+			v.add("redis.addrs", "missing; list the host:port "+what)
+		}
+		seen := map[string]bool{}
+		for i, a := range r.Addrs {
+			p := fmt.Sprintf("redis.addrs[%d]", i)
+			if seen[a] {
+				v.add(p, fmt.Sprintf("%q is listed twice", a))
+			}
+			seen[a] = true
+			v.hostPort(p, a)
+		}
+	default:
+		v.add("redis.mode", fmt.Sprintf("%q is not standalone, sentinel or cluster", r.Mode))
+		return
+	}
+
+	if r.Mode == RedisSentinel {
+		if r.MasterName == "" {
+			v.add("redis.master_name", "missing; set the name the Sentinels monitor the master under (sentinel monitor <name> ...)")
+		}
+		if r.SentinelUsername != "" && r.SentinelPassword == "" {
+			v.add("redis.sentinel_password", "missing; sentinel_username needs sentinel_password")
+		}
+	} else {
+		for _, k := range []struct{ key, val string }{{"master_name", r.MasterName},
+			{"sentinel_username", r.SentinelUsername}, {"sentinel_password", r.SentinelPassword}} {
+			if k.val != "" {
+				v.add("redis."+k.key, fmt.Sprintf("is for sentinel mode only; remove it in %s mode", r.Mode))
+			}
+		}
+	}
+
+	if r.DB < 0 {
+		v.add("redis.db", fmt.Sprintf("%d is negative; Redis databases are numbered from 0", r.DB))
+	} else if r.Mode == RedisCluster && r.DB != 0 {
+		v.add("redis.db", fmt.Sprintf("%d: Redis Cluster has database 0 only; remove the key or set 0", r.DB))
+	}
+	// Every key carries its owner in a hash tag, {id}. Redis hashes only
+	// the first {...} of a key, so a brace in the prefix would move the
+	// keys of one grant to different slots of a cluster.
+	if r.Mode == RedisCluster && strings.ContainsAny(r.KeyPrefix, "{}") {
+		v.add("redis.key_prefix", fmt.Sprintf("%q must not contain { or } in cluster mode: smartgate puts a hash tag after the prefix", r.KeyPrefix))
+	}
+	v.redisTLS(r.TLS)
+}
+
+// redisTLS checks the redis.tls keys. Whether the files can be read is
+// checked when the gateway starts, so that validation reads no files.
+func (v *validator) redisTLS(t RedisTLS) {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		v.add("redis.tls.cert_file", "set both cert_file and key_file, or neither")
+	}
+	if t.Enabled {
+		return
+	}
+	var set []string
+	for _, k := range []struct{ key, val string }{{"ca_file", t.CAFile}, {"server_name", t.ServerName},
+		{"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
+		if k.val != "" {
+			set = append(set, k.key)
+		}
+	}
+	if len(set) > 0 {
+		v.add("redis.tls.enabled", fmt.Sprintf("is false, but %s is set; set enabled: true to use TLS, or remove them",
+			strings.Join(set, ", ")))
+	}
+}
+
+// hostPort checks a host:port address with a host and a port number.
+func (v *validator) hostPort(path, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		v.add(path, fmt.Sprintf("%q is not host:port", addr))
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		v.add(path, fmt.Sprintf("%q: the port must be a number from 1 to 65535", addr))
 	}
 }
 
@@ -467,6 +571,8 @@ func (v *validator) fhirServers(c *Config) {
 			v.add(p+".base_url", fmt.Sprintf("%q must be one of fhir.base_urls", s.BaseURL))
 		} else if u, err := url.Parse(s.BaseURL); err == nil && !sameOrigin(u, c.Server.PublicURL) {
 			v.add(p+".base_url", "a fronted FHIR base must be on the origin of server.public_url")
+		} else if err == nil && (strings.Trim(u.Path, "/") == "" || gatewayRoute(u.Path)) {
+			v.add(p+".base_url", fmt.Sprintf("%q needs a path of its own, such as /fhir, apart from smartgate's routes", s.BaseURL))
 		}
 		if s.Target == "" {
 			v.add(p+".target", "missing; set the base URL of the FHIR server itself")
@@ -477,6 +583,17 @@ func (v *validator) fhirServers(c *Config) {
 	if pk := c.FHIR.Picker; pk.BaseURL != "" {
 		v.absoluteURL("fhir.patient_picker.base_url", pk.BaseURL, true)
 	}
+}
+
+// gatewayRoute reports whether a path is one of smartgate's own routes.
+func gatewayRoute(path string) bool {
+	first := strings.Split(strings.Trim(path, "/"), "/")[0]
+	switch first {
+	case "authorize", "callback", "consent", "token", "revoke", "introspect", "launch", "picker", "apps",
+		"static", "jwks", ".well-known":
+		return true
+	}
+	return false
 }
 
 func sameOrigin(u *url.URL, other string) bool {

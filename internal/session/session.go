@@ -20,6 +20,8 @@ import (
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/smartgate/smartgate/internal/store"
 )
 
 // RedisStore is a sessions.Store whose values live in Redis.
@@ -86,7 +88,7 @@ func (s *RedisStore) New(r *http.Request, name string) (*sessions.Session, error
 		return sess, nil
 	}
 	if err != nil {
-		return sess, fmt.Errorf("load session: %w", err)
+		return sess, fmt.Errorf("load session: %w: %w", store.ErrUnavailable, err)
 	}
 	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&sess.Values); err != nil {
 		sess.ID = ""
@@ -102,7 +104,7 @@ func (s *RedisStore) Save(r *http.Request, w http.ResponseWriter, sess *sessions
 	if sess.Options.MaxAge < 0 {
 		if sess.ID != "" {
 			if err := s.rdb.Del(ctx, s.key(sess.ID)).Err(); err != nil {
-				return fmt.Errorf("delete session: %w", err)
+				return fmt.Errorf("delete session: %w: %w", store.ErrUnavailable, err)
 			}
 		}
 		http.SetCookie(w, sessions.NewCookie(sess.Name(), "", sess.Options))
@@ -117,7 +119,7 @@ func (s *RedisStore) Save(r *http.Request, w http.ResponseWriter, sess *sessions
 	}
 	ttl := time.Duration(sess.Options.MaxAge) * time.Second
 	if err := s.rdb.Set(ctx, s.key(sess.ID), buf.Bytes(), ttl).Err(); err != nil {
-		return fmt.Errorf("save session: %w", err)
+		return fmt.Errorf("save session: %w: %w", store.ErrUnavailable, err)
 	}
 	encoded, err := securecookie.EncodeMulti(sess.Name(), sess.ID, s.codecs...)
 	if err != nil {
@@ -132,7 +134,7 @@ func (s *RedisStore) Save(r *http.Request, w http.ResponseWriter, sess *sessions
 func (s *RedisStore) Regenerate(ctx context.Context, sess *sessions.Session) error {
 	if sess.ID != "" {
 		if err := s.rdb.Del(ctx, s.key(sess.ID)).Err(); err != nil {
-			return fmt.Errorf("delete old session: %w", err)
+			return fmt.Errorf("delete old session: %w: %w", store.ErrUnavailable, err)
 		}
 	}
 	sess.ID = newID()

@@ -57,6 +57,24 @@ func freePort(t testing.TB) int {
 type Redis struct {
 	Addr string
 	cmd  *exec.Cmd
+	args []string
+}
+
+// Stop stops the server, as an outage would.
+func (r *Redis) Stop() { stop(r.cmd) }
+
+// Restart starts the server again on the same port after Stop.
+func (r *Redis) Restart(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(r.cmd.Path, r.args...)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: restart redis-server: %v", err)
+	}
+	r.cmd = cmd
+	if err := waitRedis(r.Addr, cmd); err != nil {
+		t.Fatalf("testenv: redis-server did not come back: %v", err)
+	}
 }
 
 // StartRedis starts a private redis-server with persistence off. It is
@@ -73,15 +91,16 @@ func StartRedis(t testing.TB, cleanup *Cleanup) *Redis {
 		if err != nil {
 			t.Fatalf("testenv: %v", err)
 		}
-		cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "",
-			"--appendonly", "no", "--dir", dir, "--protected-mode", "yes")
+		args := []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "",
+			"--appendonly", "no", "--dir", dir, "--protected-mode", "yes"}
+		cmd := exec.Command(bin, args...)
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("testenv: start redis-server: %v", err)
 		}
-		r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd}
+		r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd, args: args}
 		if lastErr = waitRedis(r.Addr, cmd); lastErr == nil {
-			cleanup.Add(func() { stop(cmd); os.RemoveAll(dir) })
+			cleanup.Add(func() { stop(r.cmd); os.RemoveAll(dir) })
 			return r
 		}
 		stop(cmd)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/smartgate/smartgate/internal/app"
 	"github.com/smartgate/smartgate/internal/config"
+	"github.com/smartgate/smartgate/internal/logging"
 	"github.com/smartgate/smartgate/internal/metrics"
 	"github.com/smartgate/smartgate/internal/testenv"
 )
@@ -140,7 +141,7 @@ func (g *Gateway) Logs() string { return g.logs.String() }
 // serves it on ln until the cleanup runs.
 func Serve(t testing.TB, cleanup *testenv.Cleanup, ln net.Listener, cfg *config.Config) *Gateway {
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := logging.New("json", "debug", logs)
 	parts, err := app.LoadParts(cfg)
 	if err != nil {
 		t.Fatalf("gatewaytest: %v", err)

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/smartgate/smartgate/internal/testenv"
+)
+
+// validConfig is a complete configuration; %s are the Redis address, the
+// upstream issuer, the listen and admin addresses, and the two key files.
+const validConfig = `server:
+  listen: %s
+  admin_listen: %s
+  public_url: http://%s
+  cookie_secret: test-cookie-secret-0123456789abcdefghij
+upstream:
+  issuer: %s
+  client_id: smartgate
+  client_secret: smartgate-secret
+redis:
+  addr: %s
+fhir:
+  base_urls: [http://%s/fhir]
+keys:
+  access_token_file: %s
+  id_token_file: %s
+clients:
+  - client_id: app
+    name: App
+    type: public
+    redirect_uris: [http://127.0.0.1/callback]
+    scopes: [launch/patient, patient/*.rs]
+log:
+  format: json
+`
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	base := fmt.Sprintf(validConfig, "127.0.0.1:8080", "127.0.0.1:9090", "127.0.0.1:8080",
+		"https://idp.example.org/realms/hospital", "127.0.0.1:6379", "127.0.0.1:8080", "a.pem", "b.pem")
+	cases := []struct {
+		name   string
+		config string
+		code   int
+		want   string // fragment of the output
+	}{
+		{"valid", base, 0, "configuration is valid"},
+		{"misspelt key", strings.Replace(base, "  cookie_secret:", "  cookie_secrt:", 1), 1,
+			`line 5: unknown key "cookie_secrt" in server`},
+		{"short cookie secret", strings.Replace(base, "test-cookie-secret-0123456789abcdefghij", "short", 1), 1,
+			"line 5: server.cookie_secret: must be at least 32 characters"},
+		{"unknown client type", strings.Replace(base, "type: public", "type: spa", 1), 1,
+			`line 20: clients[0].type: "spa" is not public`},
+		{"http redirect on a public host", strings.Replace(base, "http://127.0.0.1/callback", "http://app.example.org/cb", 1), 1,
+			`line 21: clients[0].redirect_uris[0]: "http://app.example.org/cb" uses http`},
+		{"unset variable", strings.Replace(base, "smartgate-secret", "${SMARTGATE_TEST_UNSET}", 1), 1,
+			"line 9: upstream.client_secret: environment variable SMARTGATE_TEST_UNSET is not set"},
+		{"bad scope pattern", strings.Replace(base, "patient/*.rs]", "patient/*.sr]", 1), 1,
+			"line 22: clients[0].scopes[1]:"},
+		{"unknown consent text", base + "consent:\n  text:\n    en:\n      page.titel: Hi\n", 1,
+			`"page.titel" is not a message id`},
+		{"not YAML", "server: [", 1, "invalid YAML"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+			if err := os.WriteFile(path, []byte(tc.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut bytes.Buffer
+			code := run([]string{"check-config", path}, &out, &errOut)
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d; output:\n%s%s", code, tc.code, out.String(), errOut.String())
+			}
+			if got := out.String() + errOut.String(); !strings.Contains(got, tc.want) {
+				t.Errorf("output lacks %q:\n%s", tc.want, got)
+			}
+		})
+	}
+}
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "smartgate-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "smartgate")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build smartgate:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func writePEM(t *testing.T, path string, key any) {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// process is a running `smartgate serve`.
+type process struct {
+	cmd    *exec.Cmd
+	public string
+	admin  string
+	logs   *bytes.Buffer
+	done   chan struct{} // closed when the process has exited
+	err    error         // its exit error, once done is closed
+}
+
+// startServe runs the smartgate binary with a configuration for the test
+// services.
+func startServe(t *testing.T, services *testenv.Cleanup, redis *testenv.Redis) *process {
+	t.Helper()
+	dir := t.TempDir()
+	public, admin := freeAddr(t), freeAddr(t)
+	up := testenv.StartUpstream(t, services, "keycloak", "http://"+public+"/callback")
+	es, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rs, _ := rsa.GenerateKey(rand.Reader, 2048)
+	writePEM(t, filepath.Join(dir, "a.pem"), es)
+	writePEM(t, filepath.Join(dir, "b.pem"), rs)
+	cfg := fmt.Sprintf(validConfig, public, admin, public, up.Issuer, redis.Addr, public,
+		filepath.Join(dir, "a.pem"), filepath.Join(dir, "b.pem"))
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: exec.Command(binary, "serve", "--config", path), public: public, admin: admin,
+		logs: &bytes.Buffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	})
+	p.waitStatus(t, "/readyz", http.StatusOK)
+	return p
+}
+
+// waitStatus polls an admin path until it answers want.
+func (p *process) waitStatus(t *testing.T, path string, want int) {
+	t.Helper()
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	last := 0
+	for time.Now().Before(deadline) {
+		if resp, err := client.Get("http://" + p.admin + path); err == nil {
+			resp.Body.Close()
+			if last = resp.StatusCode; last == want {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer %d (last %d); logs:\n%s", path, want, last, p.logs)
+}
+
+func TestServeReadinessFollowsRedis(t *testing.T) {
+	var services testenv.Cleanup
+	t.Cleanup(services.Run)
+	redis := testenv.StartRedis(t, &services)
+	p := startServe(t, &services, redis)
+
+	if code := run([]string{"healthcheck", "--url", "http://" + p.admin + "/readyz"}, io.Discard, io.Discard); code != 0 {
+		t.Errorf("healthcheck while ready: exit %d, want 0", code)
+	}
+	redis.Stop()
+	p.waitStatus(t, "/readyz", http.StatusServiceUnavailable)
+	if code := run([]string{"healthcheck", "--url", "http://" + p.admin + "/readyz"}, io.Discard, io.Discard); code != 1 {
+		t.Errorf("healthcheck while Redis is down: exit %d, want 1", code)
+	}
+	p.waitStatus(t, "/healthz", http.StatusOK)
+	redis.Restart(t)
+	p.waitStatus(t, "/readyz", http.StatusOK)
+}
+
+func TestServeFinishesRequestOnSIGTERM(t *testing.T) {
+	var services testenv.Cleanup
+	t.Cleanup(services.Run)
+	p := startServe(t, &services, testenv.StartRedis(t, &services))
+
+	// A token request whose body is still on its way when SIGTERM comes.
+	conn, err := net.Dial("tcp", p.public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := "grant_type=refresh_token&client_id=app&refresh_token=sgr_unknown.unknown"
+	fmt.Fprintf(conn, "POST /token HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n"+
+		"Content-Length: %d\r\nConnection: close\r\n\r\n%s", p.public, len(body), body[:10])
+	time.Sleep(200 * time.Millisecond) // let the server start reading the request
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if _, err := io.WriteString(conn, body[10:]); err != nil {
+		t.Fatalf("finish the request body after SIGTERM: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no response to the in-flight request: %v; logs:\n%s", err, p.logs)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("in-flight token request: %d, want 400 (its refresh token is unknown)", resp.StatusCode)
+	}
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Errorf("smartgate exited with %v after SIGTERM; logs:\n%s", p.err, p.logs)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("smartgate did not exit after SIGTERM")
+	}
+}
