@@ -3,25 +3,34 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/smartgate/smartgate/internal/config"
+	"github.com/smartgate/smartgate/internal/store"
 	"github.com/smartgate/smartgate/internal/testenv"
+	"github.com/smartgate/smartgate/internal/token"
 )
 
 // validConfig is a complete configuration; %s are the Redis address, the
@@ -255,4 +264,104 @@ func TestServeFinishesRequestOnSIGTERM(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("smartgate did not exit after SIGTERM")
 	}
+}
+
+// TestSIGKILLDuringRotations kills the gateway while clients rotate
+// refresh tokens as fast as they can. Each rotation is one Redis script,
+// so every family afterwards is complete, and either still on the last
+// token its client received or one rotation further, whose response was
+// lost.
+func TestSIGKILLDuringRotations(t *testing.T) {
+	var services testenv.Cleanup
+	t.Cleanup(services.Run)
+	r := testenv.StartRedis(t, &services)
+	p := startServe(t, &services, r)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	st := store.New(rdb, config.DefaultKeyPrefix)
+	ctx := context.Background()
+
+	const families = 40
+	type fam struct {
+		gid  string
+		last string // the last refresh token the client received
+	}
+	fams := make([]*fam, families)
+	for i := range fams {
+		gid := token.NewGrantID()
+		_, codeHash := token.NewHandle(token.CodePrefix, gid)
+		rt, rtHash := token.NewHandle(token.RefreshPrefix, gid)
+		g := store.Grant{ClientID: "app", Scope: "launch/patient patient/*.rs", Subject: "u", Patient: "p",
+			Audience: "http://" + p.public + "/fhir", RedirectURI: "http://127.0.0.1/callback", CodeChallenge: "c"}
+		terms := store.RefreshTerms{Issue: true, Rotate: true, IdleTimeout: time.Hour}
+		if err := st.SaveCode(ctx, gid, codeHash, g, terms, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := st.Redeem(ctx, store.Redemption{GrantID: gid, SecretHash: codeHash, ClientID: "app",
+			RedirectURI: g.RedirectURI, Challenge: "c", RefreshHash: rtHash, AccessLifetime: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		fams[i] = &fam{gid: gid, last: rt}
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 2 * time.Second}
+	for _, f := range fams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.PostForm("http://"+p.public+"/token", url.Values{"grant_type": {"refresh_token"},
+					"refresh_token": {f.last}, "client_id": {"app"}})
+				if err != nil {
+					return // the gateway is gone
+				}
+				var body struct {
+					RefreshToken string `json:"refresh_token"`
+				}
+				_ = json.NewDecoder(resp.Body).Decode(&body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || body.RefreshToken == "" {
+					return
+				}
+				f.last = body.RefreshToken
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+
+	fields := []string{"cur", "cid", "scope", "sub", "pat", "aud", "rot", "idle", "abs", "created"}
+	rotated := 0
+	for _, f := range fams {
+		h := rdb.HGetAll(ctx, config.DefaultKeyPrefix+"fam:{"+f.gid+"}").Val()
+		if len(h) == 0 {
+			t.Errorf("family %s is gone", f.gid)
+			continue
+		}
+		for _, k := range fields {
+			if _, ok := h[k]; !ok {
+				t.Errorf("family %s lacks %s: half-written", f.gid, k)
+			}
+		}
+		_, lastHash, _ := token.ParseHandle(token.RefreshPrefix, f.last)
+		switch lastHash {
+		case h["cur"]:
+		case h["prev"]:
+			rotated++ // rotated by the gateway, response lost in the kill
+		default:
+			t.Errorf("family %s is on neither the client's last token nor the next one", f.gid)
+		}
+	}
+	t.Logf("%d families, %d with a rotation whose response was lost", families, rotated)
 }

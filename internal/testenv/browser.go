@@ -17,9 +17,10 @@ import (
 // redirects until it reaches a URL under one of the stop prefixes (an
 // app's redirect URI), which it does not fetch.
 type Browser struct {
-	t      testing.TB
-	client *http.Client
-	stops  []string
+	t        testing.TB
+	client   *http.Client
+	stops    []string
+	noFollow bool
 }
 
 // NewBrowser returns a browser that stops at URLs starting with stops.
@@ -30,7 +31,7 @@ func NewBrowser(t testing.TB, stops ...string) *Browser {
 		if len(via) > 20 {
 			return errors.New("too many redirects")
 		}
-		if b.isStop(req.URL.String()) {
+		if b.noFollow || b.isStop(req.URL.String()) {
 			return http.ErrUseLastResponse
 		}
 		return nil
@@ -210,4 +211,29 @@ func (b *Browser) LogIn(p *Page, user, password string) *Page {
 	f.Fields.Set("login", user)
 	f.Fields.Set("password", password)
 	return b.Submit(f, nil)
+}
+
+// Cookie returns the value of a cookie the browser holds for rawURL.
+func (b *Browser) Cookie(rawURL, name string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	for _, c := range b.client.Jar.Cookies(u) {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// Stop adds a URL prefix at which the browser stops following redirects.
+func (b *Browser) Stop(prefix string) { b.stops = append(b.stops, prefix) }
+
+// GetOnce fetches u without following a redirect.
+func (b *Browser) GetOnce(u string) *Page {
+	b.t.Helper()
+	b.noFollow = true
+	defer func() { b.noFollow = false }()
+	return b.Get(u)
 }

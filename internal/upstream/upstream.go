@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -32,6 +33,13 @@ type Config struct {
 	FHIRUserTemplates []string
 }
 
+// httpClient bounds every call to the identity provider, so that a slow
+// provider gives an error instead of a hanging login.
+var httpClient = &http.Client{Timeout: 15 * time.Second}
+
+// withClient makes go-oidc and x/oauth2 use httpClient.
+func withClient(ctx context.Context) context.Context { return oidc.ClientContext(ctx, httpClient) }
+
 // Provider is a discovered upstream identity provider.
 type Provider struct {
 	cfg      Config
@@ -42,7 +50,7 @@ type Provider struct {
 
 // Discover loads the provider's discovery document and keys.
 func Discover(ctx context.Context, cfg Config) (*Provider, error) {
-	p, err := oidc.NewProvider(ctx, cfg.Issuer)
+	p, err := oidc.NewProvider(withClient(ctx), cfg.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("discover upstream %s: %w", cfg.Issuer, err)
 	}
@@ -105,6 +113,7 @@ func (p *Provider) Callback(ctx context.Context, l Login, code, iss string) (*Id
 	if code == "" {
 		return nil, fmt.Errorf("%w: no code in the response", ErrLoginFailed)
 	}
+	ctx = withClient(ctx)
 	tok, err := p.oauth.Exchange(ctx, code, oauth2.VerifierOption(l.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
@@ -194,7 +203,7 @@ func ValidPatientID(s string) bool { return fhirID.MatchString(s) }
 // same. A provider that rejects the token (the user's session ended) is
 // ErrLoginFailed; a provider that cannot be reached is ErrUnavailable.
 func (p *Provider) Refresh(ctx context.Context, refreshToken string) (string, error) {
-	tok, err := p.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	tok, err := p.oauth.TokenSource(withClient(ctx), &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
