@@ -63,7 +63,7 @@ func TestRedisOutageMidLogin(t *testing.T) {
 	}
 	tok := postToken(t, s.gw.URL+"/token", url.Values{"grant_type": {"refresh_token"},
 		"refresh_token": {"sgr_AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
-		"client_id": {gatewaytest.PublicClient}}, nil)
+		"client_id":     {gatewaytest.PublicClient}}, nil)
 	if tok.Status != http.StatusServiceUnavailable || tok.Error != "temporarily_unavailable" || tok.AccessToken != "" {
 		t.Errorf("token request with Redis down: %d %q, want 503 temporarily_unavailable", tok.Status, tok.Error)
 	}
