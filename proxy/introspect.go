@@ -1,13 +1,9 @@
 package proxy
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
@@ -71,30 +67,10 @@ func (g *Gateway) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 }
 
 // resourceServerAuthenticated checks HTTP Basic credentials against the
-// configured resource servers, comparing secret hashes in constant time.
+// configured resource servers.
 func (g *Gateway) resourceServerAuthenticated(r *http.Request) bool {
-	id, secret, ok := r.BasicAuth()
-	if !ok {
-		return false
-	}
-	id, err1 := url.QueryUnescape(id)
-	secret, err2 := url.QueryUnescape(secret)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	sum := sha256.Sum256([]byte(secret))
-	for _, rs := range g.cfg.ResourceServers {
-		want := rs.SecretSHA256
-		if want == "" {
-			s := sha256.Sum256([]byte(rs.Secret))
-			want = hex.EncodeToString(s[:])
-		}
-		wantBytes, err := hex.DecodeString(want)
-		if rs.ID == id && err == nil && subtle.ConstantTimeCompare(sum[:], wantBytes) == 1 {
-			return true
-		}
-	}
-	return false
+	_, ok := credentialOK(r, g.cfg.ResourceServers)
+	return ok
 }
 
 // introspect describes a token. Only a store failure is an error; any

@@ -23,6 +23,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/smartgate/smartgate/internal/compactjws"
 )
 
 // AssertionType is the client_assertion_type form value that goes with a
@@ -267,36 +269,11 @@ func parseAssertion(assertion string) (*jose.JSONWebSignature, error) {
 	if strings.Count(assertion, ".") != 2 {
 		return nil, fmt.Errorf("%w: malformed assertion: a JWT has three dot-separated parts", ErrInvalidClient)
 	}
-	if i := strings.IndexFunc(assertion, notCompactJWS); i >= 0 {
-		return nil, fmt.Errorf("%w: malformed assertion: invalid character at byte %d", ErrInvalidClient, i)
-	}
-
-	jws, err := jose.ParseSignedCompact(assertion, algorithms)
+	jws, err := compactjws.Parse(assertion, algorithms)
 	if err != nil {
-		if algErr, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
-			if algErr.Got == "" {
-				return nil, fmt.Errorf("%w: missing alg header", ErrInvalidClient)
-			}
-			return nil, fmt.Errorf("%w: alg %q is not accepted; use one of %v", ErrInvalidClient, algErr.Got, algorithms)
-		}
 		return nil, fmt.Errorf("%w: malformed assertion: %w", ErrInvalidClient, err)
 	}
-	if len(jws.Signatures) != 1 {
-		return nil, fmt.Errorf("%w: malformed assertion: %d signatures", ErrInvalidClient, len(jws.Signatures))
-	}
 	return jws, nil
-}
-
-// notCompactJWS reports whether r is outside the base64url alphabet and
-// the dot separator.
-func notCompactJWS(r rune) bool {
-	switch {
-	case 'A' <= r && r <= 'Z', 'a' <= r && r <= 'z', '0' <= r && r <= '9':
-		return false
-	case r == '-', r == '_', r == '.':
-		return false
-	}
-	return true
 }
 
 // checkHeader checks the header parameters other than alg, which

@@ -26,7 +26,9 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/smartgate/smartgate/internal/compactjws"
 )
 
 // ErrInvalidProof reports a DPoP proof that failed a check. The server
@@ -177,41 +179,19 @@ func parseProof(proof string) (*jose.JSONWebSignature, error) {
 	case strings.Count(proof, ".") != 2:
 		return nil, fmt.Errorf("%w: malformed proof: a JWS in compact serialization has three dot-separated parts", ErrInvalidProof)
 	}
-	// The base64 decoder would skip line breaks inside a part, so the
-	// alphabet is checked first.
-	if i := strings.IndexFunc(proof, notCompactJWS); i >= 0 {
-		return nil, fmt.Errorf("%w: malformed proof: invalid character at byte %d", ErrInvalidProof, i)
+	// The header is read before go-jose parses it, so that a jwk with
+	// private material gets its own error.
+	if err := compactjws.CheckAlphabet(proof); err != nil {
+		return nil, fmt.Errorf("%w: malformed proof: %w", ErrInvalidProof, err)
 	}
 	if err := checkNoPrivateKey(proof[:strings.IndexByte(proof, '.')]); err != nil {
 		return nil, err
 	}
-
-	jws, err := jose.ParseSignedCompact(proof, algorithms)
+	jws, err := compactjws.Parse(proof, algorithms)
 	if err != nil {
-		if algErr, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
-			if algErr.Got == "" {
-				return nil, fmt.Errorf("%w: missing alg header", ErrInvalidProof)
-			}
-			return nil, fmt.Errorf("%w: alg %q is not accepted; use one of %v", ErrInvalidProof, algErr.Got, algorithms)
-		}
 		return nil, fmt.Errorf("%w: malformed proof: %w", ErrInvalidProof, err)
 	}
-	if len(jws.Signatures) != 1 {
-		return nil, fmt.Errorf("%w: malformed proof: %d signatures", ErrInvalidProof, len(jws.Signatures))
-	}
 	return jws, nil
-}
-
-// notCompactJWS reports whether r is outside the base64url alphabet and
-// the dot separator.
-func notCompactJWS(r rune) bool {
-	switch {
-	case 'A' <= r && r <= 'Z', 'a' <= r && r <= 'z', '0' <= r && r <= '9':
-		return false
-	case r == '-', r == '_', r == '.':
-		return false
-	}
-	return true
 }
 
 // checkNoPrivateKey rejects a protected header whose jwk member carries
