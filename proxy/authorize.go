@@ -134,20 +134,7 @@ func parseAuthorize(form url.Values, reg *clients.Registry, fhirBases map[string
 		Client: client, RedirectURI: redirectURI, State: state, Audience: strings.TrimSuffix(aud, "/"),
 		CodeChallenge: challenge, Nonce: nonce, Launch: launch,
 	}
-	requested, rejected := scope.ParseList(form.Get("scope"))
-	req.Dropped = rejected
-	kept, dropped := requested.Allowed(client.Allowed)
-	for _, s := range dropped {
-		req.Dropped = append(req.Dropped, s.Raw)
-	}
-	for _, s := range kept {
-		// Bare launch belongs to the EHR launch, which needs a launch parameter.
-		if s.Kind == scope.KindLaunch && s.Context == "" && launch == "" {
-			req.Dropped = append(req.Dropped, s.Raw)
-			continue
-		}
-		req.Scopes = append(req.Scopes, s)
-	}
+	req.Scopes, req.Dropped = grantableScopes(form.Get("scope"), client, launch != "")
 	if len(req.Scopes) == 0 {
 		return fail(errInvalidScope, "none of the requested scopes can be granted to this client")
 	}
@@ -155,6 +142,27 @@ func parseAuthorize(form url.Values, reg *clients.Registry, fhirBases map[string
 		return fail(errInvalidScope, "an EHR launch needs the launch scope")
 	}
 	return req, nil
+}
+
+// grantableScopes parses the scope parameter and keeps, in request order,
+// the scopes the client may be granted. Malformed scopes, scopes no
+// pattern of the client covers, and a bare launch outside an EHR launch
+// are returned as dropped: SMART lets a server grant less than asked.
+func grantableScopes(param string, client *clients.Client, ehrLaunch bool) (kept scope.List, dropped []string) {
+	requested, rejected := scope.ParseList(param)
+	dropped = rejected
+	allowed, notAllowed := requested.Allowed(client.Allowed)
+	for _, s := range notAllowed {
+		dropped = append(dropped, s.Raw)
+	}
+	for _, s := range allowed {
+		if s.Kind == scope.KindLaunch && s.Context == "" && !ehrLaunch {
+			dropped = append(dropped, s.Raw)
+			continue
+		}
+		kept = append(kept, s)
+	}
+	return kept, dropped
 }
 
 // pending is an authorization request between /authorize and the consent

@@ -187,7 +187,7 @@ func (g *Gateway) forget(r *http.Request, w http.ResponseWriter, browser *sessio
 
 // rememberedConsent skips the consent page when the client remembers
 // consent and an unexpired earlier consent of this user covers the
-// request. It reports whether it answered the request.
+// request. It reports whether it wrote the response.
 func (g *Gateway) rememberedConsent(w http.ResponseWriter, r *http.Request, browser *session.Browser, id string, p *pending,
 	requested scope.List) bool {
 	client := g.clients.Lookup(p.ClientID)

@@ -163,7 +163,7 @@ func (g *Gateway) handleConsentDecision(w http.ResponseWriter, r *http.Request) 
 	g.redirectToClient(w, r, p.RedirectURI, p.State, url.Values{"code": {code}})
 }
 
-// appInfo is what the patient pages show about a client.
+// appInfo returns what the patient pages show about a client.
 func appInfo(c *clients.Client) consent.App {
 	return consent.App{Name: c.Name, LogoURL: c.Info.LogoURL, Publisher: c.Info.Publisher, HomePage: c.Info.HomePage,
 		PrivacyPolicyURL: c.Info.PrivacyPolicyURL, TermsURL: c.Info.TermsURL, Reviewed: c.Info.Reviewed}

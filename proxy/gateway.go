@@ -141,8 +141,8 @@ func (g *Gateway) Handler() http.Handler {
 		}
 	}
 	// Every route of smartgate's own that reads a body gets the form
-	// limit; fronted FHIR servers get a larger one, and pass-through
-	// leaves bodies to the identity provider.
+	// limit. Fronted FHIR servers get a larger one, and pass-through leaves
+	// bodies to the identity provider.
 	own := func(h http.Handler) http.Handler { return limitBody(h, maxFormBytes) }
 	csrf := func(h http.HandlerFunc) http.Handler { return own(http.NewCrossOriginProtection().Handler(h)) }
 	mux.HandleFunc("GET "+g.base+PathAuthorize, g.handleAuthorize)

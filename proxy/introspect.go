@@ -38,7 +38,7 @@ type introspection struct {
 
 var inactive = introspection{}
 
-// handleIntrospect answers a configured resource server (RFC 7662 with
+// handleIntrospect describes a token to a configured resource server (RFC 7662 with
 // SMART's fields). Callers authenticate with HTTP Basic, so that nobody
 // else can probe tokens.
 func (g *Gateway) handleIntrospect(w http.ResponseWriter, r *http.Request) {

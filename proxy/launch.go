@@ -23,8 +23,8 @@ import (
 	"github.com/smartgate/smartgate/internal/upstream"
 )
 
-// launchContext is what an EHR hands an app it launches: the patient and
-// encounter in view and the other SMART launch parameters. The EHR either
+// launchContext is the context an EHR hands an app it launches: the
+// patient and encounter in view and the other SMART launch parameters. The EHR either
 // registers it at POST /launch, or signs it into a launch JWT.
 type launchContext struct {
 	ClientID          string          `json:"client_id"`

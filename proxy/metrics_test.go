@@ -11,7 +11,7 @@ import (
 	"github.com/smartgate/smartgate/internal/token"
 )
 
-// TestRedisDownIs503 stops Redis under a token request: the answer is
+// TestRedisDownIs503 stops Redis under a token request: the response is
 // 503 temporarily_unavailable, nothing is issued, and the Redis error
 // counter moves.
 func TestRedisDownIs503(t *testing.T) {
