@@ -247,17 +247,17 @@ func (g *Gateway) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		Created: g.now().UTC(),
 	}
 	if err := g.savePending(r, id, &p, true); err != nil {
-		g.redirectError(w, r, req.RedirectURI, req.State, storeError(err))
+		g.redirectError(w, r, req.RedirectURI, req.State, g.storeFailure(err))
 		return
 	}
 	browser, err := g.sessions.Load(r, g.cookieName())
 	if err != nil {
-		g.redirectError(w, r, req.RedirectURI, req.State, storeError(err))
+		g.redirectError(w, r, req.RedirectURI, req.State, g.storeFailure(err))
 		return
 	}
 	browser.AddPending(id)
 	if err := browser.Save(r, w); err != nil {
-		g.redirectError(w, r, req.RedirectURI, req.State, storeError(err))
+		g.redirectError(w, r, req.RedirectURI, req.State, g.storeFailure(err))
 		return
 	}
 	g.log.DebugContext(r.Context(), "authorization request accepted", "request_id", RequestID(r.Context()),

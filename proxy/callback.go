@@ -66,6 +66,7 @@ func (g *Gateway) handleCallback(w http.ResponseWriter, r *http.Request) {
 	ident, err := g.upstream.Callback(r.Context(), p.Login, q.Get("code"), q.Get("iss"))
 	switch {
 	case errors.Is(err, upstream.ErrUnavailable):
+		g.metrics.UpstreamErrors.WithLabelValues("code_exchange").Inc()
 		g.finishWithError(w, r, browser, id, p, &oauthError{Code: errTemporarilyUnavailable,
 			Description: "the identity provider is temporarily unavailable", Status: http.StatusServiceUnavailable, Cause: err})
 		return
@@ -212,7 +213,7 @@ func (g *Gateway) rememberedConsent(w http.ResponseWriter, r *http.Request, brow
 	g.forget(r, w, browser, id)
 	code, err := g.issueCode(r, p, client, requested)
 	if err != nil {
-		g.redirectError(w, r, p.RedirectURI, p.State, storeError(err))
+		g.redirectError(w, r, p.RedirectURI, p.State, g.storeFailure(err))
 		return true
 	}
 	g.log.InfoContext(r.Context(), "consent remembered", "request_id", RequestID(r.Context()), "event", "consent_remembered",

@@ -103,7 +103,7 @@ func (g *Gateway) authenticateAssertion(r *http.Request, form url.Values, assert
 	}
 	if _, err := g.assertions.Verify(r.Context(), client.Keys, assertion); err != nil {
 		if errors.Is(err, clientauth.ErrUnavailable) {
-			return nil, storeError(err)
+			return nil, g.storeFailure(err)
 		}
 		g.log.InfoContext(r.Context(), "client assertion rejected", "request_id", RequestID(r.Context()),
 			"client_id", client.ID, "event", "client_auth_failed", "err", err.Error())

@@ -149,12 +149,12 @@ func (g *Gateway) handleConsentDecision(w http.ResponseWriter, r *http.Request) 
 	}
 	lang := consent.Language(r)
 	if err := g.saveConsent(r, p, client, granted, lang); err != nil {
-		g.redirectError(w, r, p.RedirectURI, p.State, storeError(err))
+		g.redirectError(w, r, p.RedirectURI, p.State, g.storeFailure(err))
 		return
 	}
 	code, err := g.issueCode(r, p, client, granted)
 	if err != nil {
-		g.redirectError(w, r, p.RedirectURI, p.State, storeError(err))
+		g.redirectError(w, r, p.RedirectURI, p.State, g.storeFailure(err))
 		return
 	}
 	g.log.InfoContext(r.Context(), "consent given", append(audit, "event", event, "scope", granted.String(),

@@ -52,7 +52,7 @@ func LoadParts(cfg *config.Config) (*Parts, error) {
 	}
 	p := &Parts{AccessKey: access, IDKey: id}
 	for i, f := range cfg.Keys.PublishedFiles {
-		k, err := token.LoadKeyFile(f)
+		k, err := token.LoadPublishedKeyFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("keys.published_files[%d]: %w", i, err)
 		}

@@ -172,7 +172,8 @@ type Keys struct {
 	AccessTokenFile string `yaml:"access_token_file"`
 	// IDTokenFile signs OpenID Connect ID tokens; an RSA key (RS256).
 	IDTokenFile string `yaml:"id_token_file"`
-	// PublishedFiles are older public or private keys that stay in /jwks
+	// PublishedFiles are PEM files of older keys (public, or private of
+	// which only the public half is used) that stay in /jwks
 	// so that tokens signed before a key rotation still verify.
 	PublishedFiles []string `yaml:"published_files"`
 }

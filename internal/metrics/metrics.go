@@ -70,6 +70,17 @@ func New() *Metrics {
 			Help: "Requests that failed because Redis was unreachable or failed.",
 		}),
 	}
+	// Series of known label values start at zero, so that rate() and
+	// increase() see their first event.
+	for _, o := range []string{"shown", "allowed", "partly_allowed", "denied", "remembered", "revoked"} {
+		m.ConsentDecisions.WithLabelValues(o)
+	}
+	for _, k := range []string{"refresh_token", "code"} {
+		m.ReuseDetected.WithLabelValues(k)
+	}
+	for _, op := range []string{"code_exchange", "refresh", "pass_through", "patient_search"} {
+		m.UpstreamErrors.WithLabelValues(op)
+	}
 	reg.MustRegister(m.Requests, m.RequestDuration, m.ConsentDecisions, m.TokensIssued, m.RefreshRotations,
 		m.ReuseDetected, m.UpstreamErrors, m.RedisErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

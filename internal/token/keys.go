@@ -22,9 +22,12 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
-// Key is a signing key with its JOSE algorithm and key id.
+// Key is a signing key with its JOSE algorithm and key id. Signer is nil
+// for a key that is only published, such as a retired key kept in the
+// JWK Set so that tokens it signed still verify.
 type Key struct {
 	Signer crypto.Signer
+	Public crypto.PublicKey
 	Alg    jose.SignatureAlgorithm
 	KID    string
 }
@@ -79,9 +82,19 @@ func ParseKeyPEM(data []byte) (*Key, error) {
 // NewKey wraps a private key. The key id is the RFC 7638 thumbprint of
 // the public key, so it changes whenever the key does.
 func NewKey(signer crypto.Signer) (*Key, error) {
+	k, err := newPublicKey(signer.Public())
+	if err != nil {
+		return nil, err
+	}
+	k.Signer = signer
+	return k, nil
+}
+
+// newPublicKey describes a public key: its algorithm and RFC 7638 key id.
+func newPublicKey(pub crypto.PublicKey) (*Key, error) {
 	var alg jose.SignatureAlgorithm
-	switch k := signer.(type) {
-	case *ecdsa.PrivateKey:
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
 		switch k.Curve {
 		case elliptic.P256():
 			alg = jose.ES256
@@ -90,20 +103,54 @@ func NewKey(signer crypto.Signer) (*Key, error) {
 		default:
 			return nil, fmt.Errorf("EC curve %s is not supported; use P-256 or P-384", k.Curve.Params().Name)
 		}
-	case *rsa.PrivateKey:
+	case *rsa.PublicKey:
 		if k.N.BitLen() < 2048 {
 			return nil, fmt.Errorf("RSA key of %d bits is too short; use 2048 bits or more", k.N.BitLen())
 		}
 		alg = jose.RS256
 	default:
-		return nil, fmt.Errorf("unsupported key type %T; use EC P-256, P-384 or RSA", signer)
+		return nil, fmt.Errorf("unsupported key type %T; use EC P-256, P-384 or RSA", pub)
 	}
-	jwk := jose.JSONWebKey{Key: signer.Public()}
+	jwk := jose.JSONWebKey{Key: pub}
 	tp, err := jwk.Thumbprint(crypto.SHA256)
 	if err != nil {
 		return nil, fmt.Errorf("key thumbprint: %w", err)
 	}
-	return &Key{Signer: signer, Alg: alg, KID: base64.RawURLEncoding.EncodeToString(tp)}, nil
+	return &Key{Public: pub, Alg: alg, KID: base64.RawURLEncoding.EncodeToString(tp)}, nil
+}
+
+// LoadPublishedKeyFile reads a key that is only published in the JWK Set:
+// a PEM public key (PKIX "PUBLIC KEY") or a private key, of which only the
+// public half is used.
+func LoadPublishedKeyFile(path string) (*Key, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read key: %w", err)
+	}
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type == "PUBLIC KEY" {
+			pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("key %s: parse public key: %w", path, err)
+			}
+			k, err := newPublicKey(pub)
+			if err != nil {
+				return nil, fmt.Errorf("key %s: %w", path, err)
+			}
+			return k, nil
+		}
+	}
+	k, err := ParseKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	k.Signer = nil
+	return k, nil
 }
 
 // GenerateKey makes a fresh key: an EC P-256 key for ES256, or a 2048-bit
@@ -137,7 +184,7 @@ func JWKS(keys ...*Key) jose.JSONWebKeySet {
 		}
 		seen[k.KID] = true
 		set.Keys = append(set.Keys, jose.JSONWebKey{
-			Key:       k.Signer.Public(),
+			Key:       k.Public,
 			KeyID:     k.KID,
 			Algorithm: string(k.Alg),
 			Use:       "sig",

@@ -86,7 +86,7 @@ func newSigner(k *Key, typ jose.ContentType) (jose.Signer, error) {
 
 // Access signs an access token.
 func (m *Minter) Access(c AccessClaims) (string, error) {
-	s, err := jwt.Signed(m.access).Claims(c).Serialize()
+	s, err := signClaims(m.access, c)
 	if err != nil {
 		return "", fmt.Errorf("sign access token: %w", err)
 	}
@@ -95,11 +95,29 @@ func (m *Minter) Access(c AccessClaims) (string, error) {
 
 // ID signs an ID token.
 func (m *Minter) ID(c IDClaims) (string, error) {
-	s, err := jwt.Signed(m.id).Claims(c).Serialize()
+	s, err := signClaims(m.id, c)
 	if err != nil {
 		return "", fmt.Errorf("sign ID token: %w", err)
 	}
 	return s, nil
+}
+
+// signClaims signs the JSON encoding of a claims struct as a compact JWS.
+// jwt.Signed(...).Claims(...) would encode the struct, decode it into a
+// map and encode the map again. In a CPU profile of the refresh grant
+// under cmd/smartgate-load, that round trip took about a tenth of the
+// gateway's CPU. The claims are the same, only their order in the payload
+// differs.
+func signClaims(signer jose.Signer, claims any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
 }
 
 // NumericDate converts a time for a JWT claim.
