@@ -8,13 +8,16 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -164,17 +167,37 @@ func startServe(t *testing.T, services *testenv.Cleanup, redis *testenv.Redis) *
 	dir := t.TempDir()
 	public, admin := freeAddr(t), freeAddr(t)
 	up := testenv.StartUpstream(t, services, "keycloak", "http://"+public+"/callback")
+	writeKeys(t, dir)
+	path := writeServeConfig(t, dir, "config.yaml", public, public, admin, up.Issuer, redis.Addr)
+	return runServe(t, path, public, admin)
+}
+
+// writeKeys writes the two signing keys that writeServeConfig names.
+func writeKeys(t *testing.T, dir string) {
+	t.Helper()
 	es, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rs, _ := rsa.GenerateKey(rand.Reader, 2048)
 	writePEM(t, filepath.Join(dir, "a.pem"), es)
 	writePEM(t, filepath.Join(dir, "b.pem"), rs)
-	cfg := fmt.Sprintf(validConfig, public, admin, public, up.Issuer, redis.Addr, public,
+}
+
+// writeServeConfig writes a configuration whose public URL is public and
+// whose listeners are listen and admin.
+func writeServeConfig(t *testing.T, dir, name, public, listen, admin, issuer, redisAddr string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(validConfig, listen, admin, public, issuer, redisAddr, public,
 		filepath.Join(dir, "a.pem"), filepath.Join(dir, "b.pem"))
-	path := filepath.Join(dir, "config.yaml")
+	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: exec.Command(binary, "serve", "--config", path), public: public, admin: admin,
+	return path
+}
+
+// runServe starts `smartgate serve` and waits until it is ready.
+func runServe(t *testing.T, path, listen, admin string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(binary, "serve", "--config", path), public: listen, admin: admin,
 		logs: &bytes.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -364,4 +387,74 @@ func TestSIGKILLDuringRotations(t *testing.T) {
 		}
 	}
 	t.Logf("%d families, %d with a rotation whose response was lost", families, rotated)
+}
+
+// TestTwoProcessesShareRedis runs two smartgate processes with one
+// configuration and one Redis behind a proxy that alternates between
+// them, so a login starts on one process and finishes on the other.
+func TestTwoProcessesShareRedis(t *testing.T) {
+	var services testenv.Cleanup
+	t.Cleanup(services.Run)
+	r := testenv.StartRedis(t, &services)
+	dir := t.TempDir()
+	public := freeAddr(t)
+	up := testenv.StartUpstream(t, &services, "keycloak", "http://"+public+"/callback")
+	writeKeys(t, dir)
+	var procs []*process
+	for _, name := range []string{"a.yaml", "b.yaml"} {
+		listen, admin := freeAddr(t), freeAddr(t)
+		procs = append(procs, runServe(t, writeServeConfig(t, dir, name, public, listen, admin, up.Issuer, r.Addr), listen, admin))
+	}
+
+	var (
+		mu     sync.Mutex
+		next   int
+		served = map[string]int{} // path -> index of the process that served it last
+	)
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		mu.Lock()
+		i := next % len(procs)
+		next++
+		served[pr.In.URL.Path] = i
+		mu.Unlock()
+		target, _ := url.Parse("http://" + procs[i].public)
+		pr.SetURL(target)
+		pr.Out.Host = pr.In.Host
+	}}
+	ln, err := net.Listen("tcp", public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: proxy}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	const redirect = "http://127.0.0.1:9/callback"
+	verifier := strings.Repeat("v", 43)
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{"response_type": {"code"}, "client_id": {"app"}, "redirect_uri": {redirect},
+		"scope": {"launch/patient patient/*.rs"}, "state": {"two-processes"}, "aud": {"http://" + public + "/fhir"},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	b := testenv.NewBrowser(t, redirect)
+	login := b.Get("http://" + public + "/authorize?" + q.Encode())
+	consentPage := b.LogIn(login, testenv.PatientUser, testenv.PatientPassword)
+	done := b.Submit(consentPage.Form(t), url.Values{"decision": {"allow"}})
+	loc, err := url.Parse(done.Location)
+	if err != nil || loc.Query().Get("code") == "" {
+		t.Fatalf("no code after the login: %d %q", done.Status, done.Location)
+	}
+	mu.Lock()
+	if served["/authorize"] == served["/callback"] {
+		t.Errorf("/authorize and /callback were served by the same process; the test proves nothing")
+	}
+	mu.Unlock()
+	resp, err := http.PostForm("http://"+public+"/token", url.Values{"grant_type": {"authorization_code"},
+		"code": {loc.Query().Get("code")}, "redirect_uri": {redirect}, "code_verifier": {verifier}, "client_id": {"app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("code exchange across processes: %d", resp.StatusCode)
+	}
 }
