@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -175,9 +176,12 @@ func (g *Gateway) respond(r *http.Request, is issued) (*tokenResponse, *oauthErr
 		}
 	}
 	g.metrics.TokensIssued.WithLabelValues(is.GrantType, string(is.Client.Type)).Inc()
-	g.log.InfoContext(r.Context(), "tokens issued", "request_id", RequestID(r.Context()), "event", "tokens_issued",
-		"client_id", is.Client.ID, "sub", is.Grant.Subject, "grant_type", is.GrantType,
-		"refresh_token_issued", is.Refresh != "", "dpop", is.JKT != "")
+	// LogAttrs with typed attributes writes the same record as InfoContext
+	// with key-value pairs, without boxing each value.
+	g.log.LogAttrs(r.Context(), slog.LevelInfo, "tokens issued", slog.String("request_id", RequestID(r.Context())),
+		slog.String("event", "tokens_issued"), slog.String("client_id", is.Client.ID), slog.String("sub", is.Grant.Subject),
+		slog.String("grant_type", is.GrantType), slog.Bool("refresh_token_issued", is.Refresh != ""),
+		slog.Bool("dpop", is.JKT != ""))
 	return resp, nil
 }
 

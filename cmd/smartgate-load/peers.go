@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// peer is a running peer server with its scenarios.
+type peer struct {
+	sys         system
+	description string
+	scenarios   func(sizes map[string]int, warmup int, timeCap time.Duration) []scenario
+}
+
+// startPeers installs (when missing) and starts the peers named in opts.
+func startPeers(ctx context.Context, opts options, dir string, keys peerKeys, cleanups *[]func()) ([]*peer, error) {
+	var peers []*peer
+	for _, name := range strings.Split(opts.peers, ",") {
+		var p *peer
+		var err error
+		switch strings.TrimSpace(name) {
+		case "":
+			continue
+		case "oidc-provider":
+			p, err = startOIDCProvider(ctx, opts.cacheDir, dir, keys, cleanups)
+		case "hydra":
+			p, err = startHydra(ctx, opts.cacheDir, dir, keys, cleanups)
+		default:
+			return nil, fmt.Errorf("unknown peer %q; known peers: oidc-provider, hydra", name)
+		}
+		if errors.Is(err, errHydraUnavailable) {
+			fmt.Printf("peer hydra skipped: %v\n", err)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("peer %s: %w", name, err)
+		}
+		peers = append(peers, p)
+	}
+	return peers, nil
+}
+
+// peerKeys are the backend clients' keys, shared by all systems.
+type peerKeys struct {
+	rs384, es384 crypto.Signer
+}
+
+//go:embed oidcprovider.mjs
+var oidcProviderScript []byte
+
+// oidcProviderVersion is the version installed into the cache when the
+// repository's test environment does not have it.
+const oidcProviderVersion = "9.13.3"
+
+// oidcProviderModule returns the path of oidc-provider's lib/index.js: the
+// copy that `npm ci` installs in internal/testenv/node, or else one
+// installed with npm into the cache folder.
+func oidcProviderModule(ctx context.Context, cacheDir string) (string, error) {
+	if root, err := moduleRoot(); err == nil {
+		p := filepath.Join(root, "internal", "testenv", "node", "node_modules", "oidc-provider", "lib", "index.js")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	prefix := filepath.Join(cacheDir, "oidc-provider")
+	p := filepath.Join(prefix, "node_modules", "oidc-provider", "lib", "index.js")
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	if err := os.MkdirAll(prefix, 0o755); err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, "npm", "install", "--no-audit", "--no-fund", "--prefix", prefix,
+		"oidc-provider@"+oidcProviderVersion)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("npm install oidc-provider@%s into %s: %w\n%s", oidcProviderVersion, prefix, err, out)
+	}
+	return p, nil
+}
+
+// moduleRoot finds the folder of smartgate's go.mod from the working directory up.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(data), "module github.com/smartgate/smartgate\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("go.mod of github.com/smartgate/smartgate not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func jwksJSON(key crypto.Signer, alg string) string {
+	data, err := json.Marshal(publicJWKS(key, alg))
+	if err != nil {
+		panic(err)
+	}
+	return string(data)
+}
+
+func freePort() (string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	_, port, err := net.SplitHostPort(addr)
+	return port, err
+}
+
+func startOIDCProvider(ctx context.Context, cacheDir, dir string, keys peerKeys, cleanups *[]func()) (*peer, error) {
+	module, err := oidcProviderModule(ctx, cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return nil, err
+	}
+
+	script := filepath.Join(cacheDir, "smartgate-load-oidc-provider.mjs")
+	if err := os.WriteFile(script, oidcProviderScript, 0o644); err != nil {
+		return nil, err
+	}
+
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	controlPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+
+	env := []string{"OIDC_PROVIDER_MODULE=" + module, "PORT=" + port, "CONTROL_PORT=" + controlPort,
+		"RS384_JWKS=" + jwksJSON(keys.rs384, "RS384"), "ES384_JWKS=" + jwksJSON(keys.es384, "ES384"),
+		"NODE_ENV=production"}
+	logPath := filepath.Join(dir, "oidc-provider.log")
+	proc, err := startProcess("oidc-provider", serverCore, logPath, env, "node", script)
+	if err != nil {
+		return nil, err
+	}
+	*cleanups = append(*cleanups, proc.stop)
+	issuer := "http://127.0.0.1:" + port
+	if err := waitHTTP(proc, issuer+"/.well-known/openid-configuration"); err != nil {
+		out, _ := os.ReadFile(logPath)
+		return nil, fmt.Errorf("%w\n%s", err, out)
+	}
+
+	control := "http://127.0.0.1:" + controlPort
+	p := &peer{
+		sys: system{name: "oidc-provider", serverPID: proc.pid()},
+		description: fmt.Sprintf("oidc-provider %s on Node %s: in-process Map store without eviction, JWT access tokens "+
+			"signed ES256 (one P-256 key), refresh rotation, PKCE required, private_key_jwt RS384/ES384 for backend clients, "+
+			"public client with token_endpoint_auth_method none", oidcProviderVersion, nodeVersion()),
+	}
+	p.scenarios = func(sizes map[string]int, warmup int, timeCap time.Duration) []scenario {
+		return peerScenarios(issuer+"/token", func(ctx context.Context, n int) ([]string, error) {
+			var tokens []string
+			return tokens, getJSON(ctx, fmt.Sprintf("%s/seed/refresh?n=%d", control, n), &tokens)
+		}, func(ctx context.Context, n int) ([]seededCode, error) {
+			var raw []struct{ Code, Verifier string }
+			if err := getJSON(ctx, fmt.Sprintf("%s/seed/code?n=%d", control, n), &raw); err != nil {
+				return nil, err
+			}
+			codes := make([]seededCode, len(raw))
+			for i, c := range raw {
+				codes[i] = seededCode{code: c.Code, verifier: c.Verifier}
+			}
+			return codes, nil
+		}, keys, sizes, warmup, timeCap)
+	}
+	return p, nil
+}
+
+func nodeVersion() string {
+	out, err := exec.Command("node", "--version").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func getJSON(ctx context.Context, target string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 5 * time.Minute}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	status, body, err := readBody(resp)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("GET %s: HTTP %d: %s", target, status, truncate(body, 300))
+	}
+	return json.Unmarshal(body, v)
+}
+
+// peerScenarios returns a peer's scenarios. A peer's non-200 responses are
+// counted, not treated as invalid runs, because only HTTP 200 counts as a
+// grant. seedCodes may be nil when the peer cannot seed codes.
+func peerScenarios(tokenURL string, seedRefresh func(context.Context, int) ([]string, error),
+	seedCodes func(context.Context, int) ([]seededCode, error), keys peerKeys,
+	sizes map[string]int, warmup int, timeCap time.Duration) []scenario {
+	refresh := func(ctx context.Context, total, workers int) ([]exchange, error) {
+		families, err := seedRefresh(ctx, workers*(1+sparesPerWorker))
+		if err != nil {
+			return nil, err
+		}
+		return refreshExchanges(tokenURL, families, workers, url.Values{"client_id": {publicClient}}), nil
+	}
+	clientCredentials := func(clientID string, key crypto.Signer, alg jose.SignatureAlgorithm) func(context.Context, int, int) ([]exchange, error) {
+		return func(ctx context.Context, total, workers int) ([]exchange, error) {
+			assertions, err := signAssertions(clientID, tokenURL, key, alg, total)
+			if err != nil {
+				return nil, err
+			}
+			return sharedExchanges(workers, func(ctx context.Context, client *http.Client, i int) (int, []byte, error) {
+				return postForm(ctx, client, tokenURL, clientCredentialsForm(assertions[i], backendScope), "", "")
+			}, total), nil
+		}
+	}
+	mk := func(id string, c int, prepare func(context.Context, int, int) ([]exchange, error)) scenario {
+		return scenario{id: id, concurrency: c, requests: sizes[id], warmup: min(warmup, sizes[id]), timeCap: timeCap,
+			prepare: prepare}
+	}
+	out := []scenario{
+		mk(scenarioRefresh16, 16, refresh),
+		mk(scenarioRefresh1, 1, refresh),
+		mk(scenarioRS384, 16, clientCredentials(rs384Client, keys.rs384, jose.RS384)),
+		mk(scenarioES384, 16, clientCredentials(es384Client, keys.es384, jose.ES384)),
+	}
+	if seedCodes != nil {
+		out = append(out, mk(scenarioCode16, 16, func(ctx context.Context, total, workers int) ([]exchange, error) {
+			codes, err := seedCodes(ctx, total)
+			if err != nil {
+				return nil, err
+			}
+			return sharedExchanges(workers, func(ctx context.Context, client *http.Client, i int) (int, []byte, error) {
+				form := url.Values{"grant_type": {"authorization_code"}, "code": {codes[i].code},
+					"redirect_uri": {publicRedirect}, "code_verifier": {codes[i].verifier}, "client_id": {publicClient}}
+				return postForm(ctx, client, tokenURL, form, "", "")
+			}, total), nil
+		}))
+	}
+	return out
+}
