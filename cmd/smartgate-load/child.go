@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
@@ -54,6 +55,10 @@ func serveGateway(configPath, logPath, profilePath, controlAddr string) error {
 		return err
 	}
 	go http.Serve(control, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/goroutines" {
+			fmt.Fprint(w, runtime.NumGoroutine())
+			return
+		}
 		fmt.Fprint(w, counter.n.Load())
 	}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

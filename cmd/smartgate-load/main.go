@@ -8,6 +8,7 @@
 // Systems are interleaved run by run, and the table shows medians.
 //
 //	go run ./cmd/smartgate-load [-runs 3] [-requests 20000] [-peers oidc-provider,hydra]
+//	go run ./cmd/smartgate-load -soak 5m -soak-rate 4000
 package main
 
 import (
@@ -60,9 +61,19 @@ func main() {
 	flag.StringVar(&opts.cacheDir, "cache", defaultCacheDir(), "folder outside the repository where peers are installed")
 	flag.StringVar(&opts.profile, "cpuprofile", "", "after the measured runs, write a CPU profile of smartgate during one more c=16 refresh run to this file")
 	flag.IntVar(&opts.families, "families", 10000, "refresh families seeded to measure Redis memory per family")
+	var soak soakOptions
+	flag.DurationVar(&soak.duration, "soak", 0, "instead of the benchmark, run a soak of this length: refreshes at -soak-rate, "+
+		"a row of throughput, errors, latency, memory and goroutines every -soak-interval")
+	flag.IntVar(&soak.rate, "soak-rate", 4000, "requests per second of the soak (about 70% of the measured maximum)")
+	flag.DurationVar(&soak.interval, "soak-interval", 10*time.Second, "time between rows of the soak report")
+	flag.IntVar(&soak.workers, "soak-workers", 32, "concurrent clients of the soak, each rotating its own refresh token")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if soak.duration > 0 {
+		exitOn(runSoak(ctx, soak))
+		return
+	}
 	exitOn(run(ctx, opts))
 }
 
