@@ -145,6 +145,7 @@ func discover(ctx context.Context, cfg *config.Config, log *slog.Logger) (*upstr
 		PatientClaim:      cfg.Upstream.Claims.Patient,
 		NameClaim:         cfg.Upstream.Claims.Name,
 		FHIRUserTemplates: cfg.Upstream.Claims.FHIRUser,
+		Timeout:           cfg.Upstream.Timeout,
 	}
 	delay := 500 * time.Millisecond
 	for {

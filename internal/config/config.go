@@ -50,6 +50,8 @@ type Upstream struct {
 	ClientSecretFile string       `yaml:"client_secret_file"`
 	Scopes           []string     `yaml:"scopes"`
 	Claims           ClaimMapping `yaml:"claims"`
+	// Timeout bounds every call smartgate makes to the identity provider.
+	Timeout time.Duration `yaml:"timeout"`
 	// PassThrough forwards every request that is not smartgate's own to
 	// the identity provider, for a gateway that takes over its host name.
 	PassThrough PassThrough `yaml:"pass_through"`

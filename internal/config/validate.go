@@ -74,6 +74,7 @@ func ApplyDefaults(c *Config) {
 	}
 	setDuration(&c.EHR.LaunchLifetime, 5*time.Minute)
 	setDuration(&c.Upstream.PassThrough.Timeout, 30*time.Second)
+	setDuration(&c.Upstream.Timeout, 15*time.Second)
 	for i := range c.FHIR.Servers {
 		setDuration(&c.FHIR.Servers[i].Timeout, 30*time.Second)
 	}
@@ -166,6 +167,9 @@ func Validate(c *Config, lines map[string]int) []Problem {
 	}
 	if c.EHR.LaunchLifetime < 30*time.Second || c.EHR.LaunchLifetime > time.Hour {
 		v.add("ehr.launch_lifetime", fmt.Sprintf("%s is outside 30s to 1h", c.EHR.LaunchLifetime))
+	}
+	if t := c.Upstream.Timeout; t < 100*time.Millisecond || t > 2*time.Minute {
+		v.add("upstream.timeout", fmt.Sprintf("%s is outside 100ms to 2m", t))
 	}
 	if pt := c.Upstream.PassThrough; pt.Enabled {
 		if pt.Target == "" {

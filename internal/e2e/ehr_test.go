@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/smartgate/smartgate/internal/testenv"
 	"github.com/smartgate/smartgate/internal/testenv/gatewaytest"
@@ -104,6 +106,21 @@ func TestEHRLaunch(t *testing.T) {
 	t.Run("launch for another app", func(t *testing.T) {
 		_, out := registerLaunch(t, e, ehrContext(gatewaytest.ConfidentialClient), ehrSecret)
 		checkLaunchRejected(t, e, out["launch"].(string))
+	})
+	t.Run("expired launch value", func(t *testing.T) {
+		_, out := registerLaunch(t, e, ehrContext(gatewaytest.PublicClient), ehrSecret)
+		value := out["launch"].(string)
+		rdb := redis.NewClient(&redis.Options{Addr: e.redis.Addr})
+		defer rdb.Close()
+		key := e.gw.Config.Redis.KeyPrefix + "launch:{" + value + "}"
+		if n := rdb.Exists(context.Background(), key).Val(); n != 1 {
+			t.Fatalf("launch context not stored under %s", key)
+		}
+		rdb.PExpire(context.Background(), key, time.Millisecond) // as the launch lifetime would
+		for rdb.Exists(context.Background(), key).Val() == 1 {
+			time.Sleep(time.Millisecond)
+		}
+		checkLaunchRejected(t, e, value)
 	})
 	t.Run("unknown launch value", func(t *testing.T) {
 		checkLaunchRejected(t, e, token.RandomString(24))

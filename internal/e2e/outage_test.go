@@ -6,7 +6,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/smartgate/smartgate/internal/config"
 	"github.com/smartgate/smartgate/internal/testenv"
 	"github.com/smartgate/smartgate/internal/testenv/gatewaytest"
 )
@@ -18,9 +20,10 @@ type outageStack struct {
 	upstream testenv.Cleanup // stops only the upstream
 	gw       *gatewaytest.Gateway
 	issuer   string
+	up       *testenv.Upstream
 }
 
-func startOutageStack(t *testing.T) *outageStack {
+func startOutageStack(t *testing.T, extra ...func(*config.Config)) *outageStack {
 	t.Helper()
 	s := &outageStack{}
 	var rest testenv.Cleanup
@@ -29,13 +32,13 @@ func startOutageStack(t *testing.T) *outageStack {
 	s.redis = testenv.StartRedis(t, &rest)
 	ln, gwURL := gatewaytest.Listener(t)
 	up := testenv.StartUpstream(t, &s.upstream, "keycloak", gwURL+"/callback")
-	s.issuer = up.Issuer
+	s.issuer, s.up = up.Issuer, up
 	dir, err := os.MkdirTemp("", "smartgate-outage-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rest.Add(func() { os.RemoveAll(dir) })
-	s.gw = gatewaytest.Serve(t, &rest, ln, gatewaytest.Config(t, dir, gwURL, s.redis.Addr, up))
+	s.gw = gatewaytest.Serve(t, &rest, ln, gatewaytest.Config(t, dir, gwURL, s.redis.Addr, up, extra...))
 	return s
 }
 
@@ -87,5 +90,20 @@ func TestUpstreamDownAtCallback(t *testing.T) {
 	q := redirectParams(t, b.Do(mustRequest(t, http.MethodGet, callback)), appRedirect)
 	if q.Get("error") != "temporarily_unavailable" || q.Get("state") != l.State {
 		t.Errorf("callback with the upstream down: %v, want temporarily_unavailable with state", q)
+	}
+}
+
+// TestUpstreamHangsAtCallback freezes the identity provider before the
+// code exchange: the login ends with temporarily_unavailable once the
+// configured timeout passes, instead of hanging.
+func TestUpstreamHangsAtCallback(t *testing.T) {
+	s := startOutageStack(t, func(c *config.Config) { c.Upstream.Timeout = 500 * time.Millisecond })
+	b, l, callback := s.atCallback(t)
+	s.up.Freeze()
+	t.Cleanup(s.up.Thaw)
+	// Without the timeout this request would never return.
+	q := redirectParams(t, b.Do(mustRequest(t, http.MethodGet, callback)), appRedirect)
+	if q.Get("error") != "temporarily_unavailable" || q.Get("state") != l.State {
+		t.Errorf("callback with a hung upstream: %v, want temporarily_unavailable with state", q)
 	}
 }

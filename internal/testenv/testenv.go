@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -169,7 +170,7 @@ func (c *Cleanup) Run() {
 // node starts a Node program from NodeDir with env, and returns the URL
 // it prints on its first line ("listening <url>"). Its stdin is a pipe, so
 // it exits when this process does, even after a crash.
-func node(t testing.TB, cleanup *Cleanup, script string, env []string) string {
+func node(t testing.TB, cleanup *Cleanup, script string, env []string) (string, *exec.Cmd) {
 	dir := NodeDir(t)
 	bin, err := exec.LookPath("node")
 	if err != nil {
@@ -207,11 +208,11 @@ func node(t testing.TB, cleanup *Cleanup, script string, env []string) string {
 		if !ok || !found {
 			t.Fatalf("testenv: %s did not start; its output:\n%s", script, stderr.String())
 		}
-		return url
+		return url, cmd
 	case <-time.After(30 * time.Second):
 		t.Fatalf("testenv: %s did not start in 30 s; its output:\n%s", script, stderr.String())
 	}
-	return ""
+	return "", nil
 }
 
 type lockedBuffer struct {
@@ -249,20 +250,29 @@ const (
 type Upstream struct {
 	Issuer string
 	Shape  string
+	cmd    *exec.Cmd
 }
+
+// Freeze stops the provider's process without closing its sockets, so
+// that it accepts connections and never answers, like a hung server.
+func (u *Upstream) Freeze() { _ = u.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Thaw lets a frozen provider run again.
+func (u *Upstream) Thaw() { _ = u.cmd.Process.Signal(syscall.SIGCONT) }
 
 // StartUpstream starts node/upstream.mjs in the given shape ("keycloak" or
 // "entra"), with smartgate's callback URLs registered for its client.
 func StartUpstream(t testing.TB, cleanup *Cleanup, shape string, redirectURIs ...string) *Upstream {
-	issuer := node(t, cleanup, "upstream.mjs", []string{
+	issuer, cmd := node(t, cleanup, "upstream.mjs", []string{
 		"PORT=0", "SHAPE=" + shape, "CLIENT_ID=" + UpstreamClient, "CLIENT_SECRET=" + UpstreamSecret,
 		"REDIRECT_URIS=" + strings.Join(redirectURIs, ","),
 	})
-	return &Upstream{Issuer: issuer, Shape: shape}
+	return &Upstream{Issuer: issuer, Shape: shape, cmd: cmd}
 }
 
 // StartSmartApp starts node/smartapp.cjs, a SMART app on fhirclient, and
 // returns its base URL. Its redirect URI is <base>/callback.
 func StartSmartApp(t testing.TB, cleanup *Cleanup) string {
-	return node(t, cleanup, "smartapp.cjs", []string{"PORT=0"})
+	url, _ := node(t, cleanup, "smartapp.cjs", []string{"PORT=0"})
+	return url
 }

@@ -31,17 +31,18 @@ type Config struct {
 	NameClaim    string
 	// FHIRUserTemplates such as "Patient/{patient_id}", tried in order.
 	FHIRUserTemplates []string
+	// Timeout bounds every call to the provider, so that a slow provider
+	// gives an error instead of a hanging login. Zero means DefaultTimeout.
+	Timeout time.Duration
 }
 
-// httpClient bounds every call to the identity provider, so that a slow
-// provider gives an error instead of a hanging login.
-var httpClient = &http.Client{Timeout: 15 * time.Second}
-
-// withClient makes go-oidc and x/oauth2 use httpClient.
-func withClient(ctx context.Context) context.Context { return oidc.ClientContext(ctx, httpClient) }
+// DefaultTimeout bounds a call to the identity provider when the
+// configuration sets no timeout.
+const DefaultTimeout = 15 * time.Second
 
 // Provider is a discovered upstream identity provider.
 type Provider struct {
+	client   *http.Client
 	cfg      Config
 	oauth    oauth2.Config
 	verifier *oidc.IDTokenVerifier
@@ -50,11 +51,17 @@ type Provider struct {
 
 // Discover loads the provider's discovery document and keys.
 func Discover(ctx context.Context, cfg Config) (*Provider, error) {
-	p, err := oidc.NewProvider(withClient(ctx), cfg.Issuer)
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	client := &http.Client{Timeout: timeout}
+	p, err := oidc.NewProvider(oidc.ClientContext(ctx, client), cfg.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("discover upstream %s: %w", cfg.Issuer, err)
 	}
 	return &Provider{
+		client: client,
 		cfg:    cfg,
 		issuer: cfg.Issuer,
 		oauth: oauth2.Config{
@@ -113,7 +120,7 @@ func (p *Provider) Callback(ctx context.Context, l Login, code, iss string) (*Id
 	if code == "" {
 		return nil, fmt.Errorf("%w: no code in the response", ErrLoginFailed)
 	}
-	ctx = withClient(ctx)
+	ctx = oidc.ClientContext(ctx, p.client)
 	tok, err := p.oauth.Exchange(ctx, code, oauth2.VerifierOption(l.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
@@ -203,7 +210,7 @@ func ValidPatientID(s string) bool { return fhirID.MatchString(s) }
 // same. A provider that rejects the token (the user's session ended) is
 // ErrLoginFailed; a provider that cannot be reached is ErrUnavailable.
 func (p *Provider) Refresh(ctx context.Context, refreshToken string) (string, error) {
-	tok, err := p.oauth.TokenSource(withClient(ctx), &oauth2.Token{RefreshToken: refreshToken}).Token()
+	tok, err := p.oauth.TokenSource(oidc.ClientContext(ctx, p.client), &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
