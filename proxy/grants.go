@@ -16,7 +16,7 @@ import (
 )
 
 // maxBackendLifetime caps access tokens of SMART Backend Services, which
-// SMART asks to be at most 300 seconds.
+// SMART limits to 300 seconds.
 const maxBackendLifetime = 300
 
 func pkceS256(verifier string) string {

@@ -242,7 +242,7 @@ func demoBanner(publicURL string, d *demo.Demo) string {
 		authorize, demo.RedirectURI, publicURL, demo.ClientID, demo.RedirectURI)
 }
 
-// healthcheck asks the admin listener's /readyz, for container health
+// healthcheck requests the admin listener's /readyz, for container health
 // checks in images that have no shell or curl.
 func healthcheck(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
@@ -259,7 +259,7 @@ func healthcheck(args []string, stderr io.Writer) int {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "smartgate healthcheck: %s answered %s\n", *target, resp.Status)
+		fmt.Fprintf(stderr, "smartgate healthcheck: %s returned %s\n", *target, resp.Status)
 		return 1
 	}
 	return 0

@@ -60,7 +60,7 @@ type Upstream struct {
 // PassThrough is the reverse proxy to the identity provider.
 type PassThrough struct {
 	Enabled bool `yaml:"enabled"`
-	// Target is where the identity provider listens, such as
+	// Target is the URL the identity provider listens on, such as
 	// http://keycloak.internal:8080. Requests keep their path and query.
 	Target string `yaml:"target"`
 	// Timeout bounds the wait for the identity provider's response headers.
@@ -253,7 +253,7 @@ type Client struct {
 	RefreshPolicy RefreshPolicy `yaml:"refresh_policy"`
 	// RememberConsent skips the consent page for this long after the user
 	// allowed the app, as long as the earlier grant covers the request.
-	// Zero (the default) asks every time.
+	// Zero (the default) shows the page every time.
 	RememberConsent time.Duration `yaml:"remember_consent"`
 
 	// What the consent page and the patient's /apps page show about the app.
@@ -262,7 +262,7 @@ type Client struct {
 	HomePage         string `yaml:"home_page"`
 	PrivacyPolicyURL string `yaml:"privacy_policy_url"`
 	TermsURL         string `yaml:"terms_url"`
-	// Reviewed says the hospital has reviewed the app. Pages tell the
+	// Reviewed marks an app the hospital has reviewed. Pages tell the
 	// patient plainly when it has not.
 	Reviewed bool `yaml:"reviewed"`
 }
