@@ -170,8 +170,8 @@ func (g *Gateway) checkRefreshRequest(r *http.Request, req *tokenRequest, gid st
 
 // refreshUpstream keeps an online_access family alive only while the
 // identity provider still honours the user's session: the provider's own
-// refresh token is used on every gateway refresh. When the provider says
-// no, the family ends and the app gets invalid_grant.
+// refresh token is used on every gateway refresh. When the provider
+// rejects it, the family ends and the app gets invalid_grant.
 func (g *Gateway) refreshUpstream(r *http.Request, gid string, client *clients.Client, sealed string) *oauthError {
 	upstreamRT, err := g.sealer.Open(sealed)
 	if err == nil {
