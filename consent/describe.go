@@ -183,7 +183,7 @@ func recordName(m messages, resource string) string {
 }
 
 // categoryName names the one category a granular query limits records
-// to, when the query is a single category the catalog knows.
+// to, when the query is a single category the catalog has a name for.
 func categoryName(m messages, query string) (string, bool) {
 	vals, err := url.ParseQuery(query)
 	if err != nil || len(vals) != 1 || len(vals["category"]) != 1 {

@@ -175,13 +175,13 @@ func (p *Pages) common(lang, titleID string, page *url.URL) common {
 	}
 }
 
-// App is what the patient is shown about an app.
+// App is the description of an app that the patient is shown.
 type App struct {
 	Name, LogoURL, Publisher, HomePage, PrivacyPolicyURL, TermsURL string
 	Reviewed                                                       bool
 }
 
-// ConsentView is what the consent page shows.
+// ConsentView is the content of the consent page.
 type ConsentView struct {
 	App          App
 	PatientName  string
@@ -256,7 +256,7 @@ func (p *Pages) RenderConsent(lang string, v ConsentView) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// ErrorView is what the error page shows. MessageID is a catalog id.
+// ErrorView is the content of the error page. MessageID is a catalog id.
 type ErrorView struct {
 	TitleID   string // catalog id of the heading; "" for the generic error title
 	MessageID string

@@ -28,7 +28,7 @@ type Record struct {
 // consent page: it is still remembered at now, it is for the same
 // patient, and its granted scopes cover every requested scope. A request
 // for anything the patient did not grant, including a scope they
-// unchecked, asks again.
+// unchecked, shows the page again.
 func (r *Record) Covers(requested scope.List, patient string, now time.Time) bool {
 	if r == nil || r.Remember.IsZero() || !now.Before(r.Remember) || r.Patient != patient {
 		return false
@@ -43,14 +43,14 @@ type AppAccess struct {
 	App      App
 	Granted  scope.List
 	Since    time.Time
-	// Until is when access ends at the latest; Idle says it also ends
+	// Until is when access ends at the latest; Idle means it also ends
 	// earlier when the app stops using it.
 	Until      time.Time
 	Idle       bool
 	Remembered time.Time // zero when consent is not remembered
 }
 
-// AppsView is what the /apps page shows.
+// AppsView is the content of the /apps page.
 type AppsView struct {
 	UserName      string
 	Apps          []AppAccess

@@ -66,7 +66,7 @@ func NewCatalog(overrides map[string]map[string]string) (*Catalog, error) {
 }
 
 // version fingerprints a language's wording, so that a consent record can
-// say which wording the patient saw.
+// name the wording the patient saw.
 func version(m messages) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {

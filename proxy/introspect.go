@@ -39,8 +39,8 @@ type introspection struct {
 var inactive = introspection{}
 
 // handleIntrospect describes a token to a configured resource server (RFC 7662 with
-// SMART's fields). Callers authenticate with HTTP Basic, so that nobody
-// else can probe tokens.
+// SMART's fields). Callers authenticate with HTTP Basic, so that no other
+// caller can probe tokens.
 func (g *Gateway) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	if !g.resourceServerAuthenticated(r) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="smartgate introspection", charset="UTF-8"`)

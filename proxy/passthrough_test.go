@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -30,6 +29,7 @@ import (
 	"github.com/smartgate/smartgate/internal/metrics"
 	"github.com/smartgate/smartgate/internal/session"
 	"github.com/smartgate/smartgate/internal/store"
+	"github.com/smartgate/smartgate/internal/testenv"
 	"github.com/smartgate/smartgate/internal/token"
 	"github.com/smartgate/smartgate/internal/upstream"
 )
@@ -183,24 +183,6 @@ func (c *memoryReplayCache) Claim(_ context.Context, clientID, jti string, _ tim
 	return true, nil
 }
 
-// lockedBuffer collects log output from concurrent handlers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testGateway is a Gateway on an in-memory Redis, discovered against a
 // fake identity provider that is also its pass-through target.
 type testGateway struct {
@@ -209,7 +191,7 @@ type testGateway struct {
 	redis   *miniredis.Miniredis
 	idp     *fakeIdP
 	metrics *metrics.Metrics
-	logs    *lockedBuffer
+	logs    *testenv.LockedBuffer
 }
 
 func newTestGateway(t *testing.T, change func(*config.Config)) *testGateway {
@@ -265,7 +247,7 @@ func newTestGateway(t *testing.T, change func(*config.Config)) *testGateway {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
 	t.Cleanup(func() { _ = rdb.Close() })
-	logs := &lockedBuffer{}
+	logs := &testenv.LockedBuffer{}
 	m := metrics.New()
 	g, err := New(Options{
 		Config:     cfg,

@@ -228,7 +228,7 @@ func (g *Gateway) fhirGet(ctx context.Context, path string, v any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("FHIR server answered %s", resp.Status)
+		return fmt.Errorf("FHIR server returned %s", resp.Status)
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(v); err != nil {
 		return fmt.Errorf("decode FHIR response: %w", err)

@@ -24,7 +24,7 @@ type soakOptions struct {
 	workers  int
 }
 
-// soakWindow is what one reporting interval saw.
+// soakWindow is the tally of one reporting interval.
 type soakWindow struct {
 	mu        sync.Mutex
 	ok, fail  int
@@ -183,7 +183,7 @@ func issuePermits(ctx context.Context, permits chan<- struct{}, rate int) {
 	}
 }
 
-// readGoroutines asks the gateway process for its number of goroutines.
+// readGoroutines returns the gateway process's number of goroutines.
 func readGoroutines(controlURL string) string {
 	resp, err := http.Get(strings.TrimSuffix(controlURL, "/") + "/goroutines")
 	if err != nil {

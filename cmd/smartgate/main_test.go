@@ -212,7 +212,7 @@ func runServe(t *testing.T, path, listen, admin string) *process {
 	return p
 }
 
-// waitStatus polls an admin path until it answers want.
+// waitStatus polls an admin path until it returns want.
 func (p *process) waitStatus(t *testing.T, path string, want int) {
 	t.Helper()
 	client := &http.Client{Timeout: time.Second}

@@ -185,7 +185,7 @@ func isHTTPS(raw string) bool {
 
 // Admin serves the admin listener: Prometheus metrics, /healthz (the
 // process is alive) and /readyz (the gateway is built, which needs the
-// upstream discovery document, and Redis answers). It serves from the
+// upstream discovery document, and Redis responds to PING). It serves from the
 // start, so that an orchestrator sees "not ready" while the upstream is
 // still being discovered.
 type Admin struct {

@@ -22,7 +22,7 @@ const (
 
 // NewRedisClient builds the client of the configured mode: a plain client
 // for standalone (also when the mode is empty), a failover client that
-// asks the Sentinels for the master, or a cluster client. It reads the TLS
+// queries the Sentinels for the master, or a cluster client. It reads the TLS
 // files but does not connect, so an unreachable Redis is not an error here.
 func NewRedisClient(cfg config.Redis) (redis.UniversalClient, error) {
 	tlsConfig, err := redisTLSConfig(cfg.TLS)

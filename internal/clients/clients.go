@@ -26,7 +26,7 @@ type Client struct {
 	Allowed      scope.List
 	Required     scope.List // shown locked on the consent page
 	Policy       config.RefreshPolicy
-	// RememberConsent is how long an allowed consent skips the page; zero asks every time.
+	// RememberConsent is how long an allowed consent skips the page; zero shows it every time.
 	RememberConsent time.Duration
 	Info            Info
 	// Keys locates the public keys of a confidential-asymmetric client.
@@ -47,7 +47,7 @@ func (c *Client) AllowsGrant(grantType string) bool {
 	return false
 }
 
-// Info is what patients are shown about an app.
+// Info is the description of an app that patients are shown.
 type Info struct {
 	LogoURL, Publisher, HomePage, PrivacyPolicyURL, TermsURL string
 	Reviewed                                                 bool

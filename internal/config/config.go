@@ -256,7 +256,7 @@ type Client struct {
 	// Zero (the default) shows the page every time.
 	RememberConsent time.Duration `yaml:"remember_consent"`
 
-	// What the consent page and the patient's /apps page show about the app.
+	// App details shown on the consent page and the patient's /apps page.
 	LogoURL          string `yaml:"logo_url"`
 	Publisher        string `yaml:"publisher"`
 	HomePage         string `yaml:"home_page"`

@@ -326,7 +326,7 @@ func TestDPoPBinding(t *testing.T) {
 	}
 }
 
-// introspect asks the gateway about a token as the resource server.
+// introspect posts a token to /introspect as the resource server.
 func introspect(t *testing.T, e *environment, tok string) map[string]any {
 	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, e.gw.URL+"/introspect",

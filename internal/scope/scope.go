@@ -4,7 +4,7 @@
 // A parsed Scope keeps the exact string the app sent in Raw, and the
 // gateway grants scopes by returning those strings unchanged: a scope is
 // never re-encoded, split or reordered on its way back to the app. The
-// package knows nothing of HTTP, consent or tokens.
+// package has no dependency on HTTP, consent or tokens.
 package scope
 
 import (
@@ -209,7 +209,7 @@ func parsePerms(letters string) (Perm, error) {
 	return p, nil
 }
 
-// Covers reports whether a grant of s includes everything r asks for.
+// Covers reports whether a grant of s includes everything r requests.
 // A wildcard resource covers every type, a scope without a query covers
 // the same scope with any query, and permissions must be a superset.
 // Other kinds of scope cover only themselves.

@@ -25,7 +25,7 @@ type redisProcess struct {
 	addr   string
 	cmd    *exec.Cmd
 	exited chan struct{}
-	output *lockedBuffer
+	output *LockedBuffer
 }
 
 // stop ends the process by its PID: SIGINT first, SIGKILL after 5 s.
@@ -64,7 +64,7 @@ func startRedisProcess(t testing.TB, cleanup *Cleanup, conf func(port int) strin
 			t.Fatalf("testenv: write %s: %v", file, err)
 		}
 		p := &redisProcess{addr: fmt.Sprintf("127.0.0.1:%d", port), exited: make(chan struct{}),
-			output: &lockedBuffer{}}
+			output: &LockedBuffer{}}
 		p.cmd = exec.Command(bin, append([]string{file}, args...)...)
 		p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 		if err := p.cmd.Start(); err != nil {
@@ -179,7 +179,7 @@ func StartRedisCluster(t testing.TB, cleanup *Cleanup, masters int) []string {
 	return addrs
 }
 
-// waitClusterOK waits until the node at addr knows all nodes of the
+// waitClusterOK waits until the node at addr lists all nodes of the
 // cluster and reports cluster_state:ok.
 func waitClusterOK(t testing.TB, addr string, nodes int) {
 	t.Helper()

@@ -187,7 +187,7 @@ func node(t testing.TB, cleanup *Cleanup, script string, env []string) (string, 
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	var stderr lockedBuffer
+	var stderr LockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testenv: start %s: %v", script, err)
@@ -215,18 +215,20 @@ func node(t testing.TB, cleanup *Cleanup, script string, env []string) (string, 
 	return "", nil
 }
 
-type lockedBuffer struct {
+// LockedBuffer collects output written from several goroutines, such as
+// a child process's stdout and stderr, and is safe to read meanwhile.
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf strings.Builder
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -254,7 +256,7 @@ type Upstream struct {
 }
 
 // Freeze stops the provider's process without closing its sockets, so
-// that it accepts connections and never answers, like a hung server.
+// that it accepts connections and never responds, like a hung server.
 func (u *Upstream) Freeze() { _ = u.cmd.Process.Signal(syscall.SIGSTOP) }
 
 // Thaw lets a frozen provider run again.

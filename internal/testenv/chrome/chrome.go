@@ -81,7 +81,7 @@ func Start(t testing.TB, cleanup *testenv.Cleanup) *Browser {
 	if err != nil {
 		t.Fatal("chrome: chromium not found on PATH; install it (Debian: apt-get install -y chromium)")
 	}
-	output := &lockedBuffer{}
+	output := &testenv.LockedBuffer{}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.CombinedOutput(output))
 	opts = append(opts, flags...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -381,21 +381,4 @@ func (p *Page) Axe() []Violation {
 			id: v.id, impact: v.impact || '', help: v.help,
 			targets: v.nodes.map(n => n.target.flat(Infinity).join(' ')),
 		})))`, chromedp.EvalAwaitPromise))
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

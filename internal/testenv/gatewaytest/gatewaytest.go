@@ -4,7 +4,6 @@
 package gatewaytest
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -13,13 +12,11 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -131,7 +128,7 @@ type Gateway struct {
 	URL     string
 	Config  *config.Config
 	Metrics *metrics.Metrics
-	logs    *syncBuffer
+	logs    *testenv.LockedBuffer
 }
 
 // Logs returns everything the gateway logged so far.
@@ -140,7 +137,7 @@ func (g *Gateway) Logs() string { return g.logs.String() }
 // Serve builds smartgate from cfg, exactly as `smartgate serve` does, and
 // serves it on ln until the cleanup runs.
 func Serve(t testing.TB, cleanup *testenv.Cleanup, ln net.Listener, cfg *config.Config) *Gateway {
-	logs := &syncBuffer{}
+	logs := &testenv.LockedBuffer{}
 	log := logging.New("json", "debug", logs)
 	parts, err := app.LoadParts(cfg)
 	if err != nil {
@@ -167,22 +164,3 @@ func Serve(t testing.TB, cleanup *testenv.Cleanup, ln net.Listener, cfg *config.
 	})
 	return &Gateway{URL: cfg.Server.PublicURL, Config: cfg, Metrics: gw.Metrics, logs: logs}
 }
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)
