@@ -144,7 +144,7 @@ type Redemption struct {
 func (s *Store) Redeem(ctx context.Context, r Redemption) (Grant, bool, error) {
 	keys := []string{s.key("code", r.GrantID), s.key("fam", r.GrantID), s.key("revoked", r.GrantID)}
 	lifetime := r.AccessLifetime.Milliseconds()
-	res, err := redeemScript.Run(ctx, s.rdb, keys, r.SecretHash, r.ClientID, r.RedirectURI, r.Challenge, r.RefreshHash,
+	res, err := s.batch.runScript(ctx, redeemScript, keys, r.SecretHash, r.ClientID, r.RedirectURI, r.Challenge, r.RefreshHash,
 		s.now().UnixMilli(), lifetime, lifetime, r.JKT).StringSlice()
 	if err != nil {
 		return Grant{}, false, unavailable("redeem code", err)
@@ -229,7 +229,7 @@ type RefreshUse struct {
 // was rotated (then the caller hands out the one behind NewHash).
 func (s *Store) Refresh(ctx context.Context, u RefreshUse) (Grant, bool, error) {
 	keys := []string{s.key("fam", u.GrantID), s.key("revoked", u.GrantID)}
-	res, err := refreshScript.Run(ctx, s.rdb, keys, u.SecretHash, u.ClientID, u.NewHash,
+	res, err := s.batch.runScript(ctx, refreshScript, keys, u.SecretHash, u.ClientID, u.NewHash,
 		s.now().UnixMilli(), u.AccessLifetime.Milliseconds(), u.JKT).StringSlice()
 	if err != nil {
 		return Grant{}, false, unavailable("refresh", err)
@@ -320,11 +320,19 @@ func (s *Store) LookupRefresh(ctx context.Context, grantID, secretHash string) (
 // ClaimJTI records a client assertion's or DPoP proof's jti for ttl and
 // reports whether it was new. A false result is a replay.
 func (s *Store) ClaimJTI(ctx context.Context, owner, jti string, ttl time.Duration) (bool, error) {
-	ok, err := s.rdb.SetNX(ctx, s.prefix+"jti:{"+owner+"}:"+jti, "1", ttl).Result()
+	cmd := redis.NewCmd(ctx, "set", s.prefix+"jti:{"+owner+"}:"+jti, "1", "px", max(ttl.Milliseconds(), 1), "nx")
+	if err := s.batch.do(ctx, onceCmd{cmd}); err != nil {
+		return false, unavailable("record jti", err)
+	}
+	// SET NX answers OK when it set the key and nil when the key existed.
+	err := cmd.Err()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
 	if err != nil {
 		return false, unavailable("record jti", err)
 	}
-	return ok, nil
+	return true, nil
 }
 
 // RevokeAccessToken puts an access token's jti on the deny list until the
@@ -343,14 +351,20 @@ func (s *Store) RevokeAccessToken(ctx context.Context, jti string, until time.Ti
 // AccessTokenRevoked reports whether an access token was revoked, by its
 // own jti or through its grant (grantID may be "" for tokens without one).
 func (s *Store) AccessTokenRevoked(ctx context.Context, grantID, jti string) (bool, error) {
-	pipe := s.rdb.Pipeline()
-	byJTI := pipe.Exists(ctx, s.key("revokedjti", jti))
-	var byGrant *redis.IntCmd
+	cmds := []redis.Cmder{redis.NewIntCmd(ctx, "exists", s.key("revokedjti", jti))}
 	if grantID != "" {
-		byGrant = pipe.Exists(ctx, s.key("revoked", grantID))
+		cmds = append(cmds, redis.NewIntCmd(ctx, "exists", s.key("revoked", grantID)))
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := s.batch.do(ctx, cmds...); err != nil {
 		return false, unavailable("check revoked access token", err)
 	}
-	return byJTI.Val() > 0 || (byGrant != nil && byGrant.Val() > 0), nil
+	revoked := false
+	for _, cmd := range cmds {
+		n, err := cmd.(*redis.IntCmd).Result()
+		if err != nil {
+			return false, unavailable("check revoked access token", err)
+		}
+		revoked = revoked || n > 0
+	}
+	return revoked, nil
 }

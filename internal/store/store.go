@@ -10,7 +10,9 @@
 //	<prefix>revoked:{<grant>} marker of a revoked grant, TTL = access token lifetime
 //
 // A code and the refresh token family it starts share the grant id, so a
-// code exchange is one script on one slot and one round trip. Only hashes
+// code exchange is one script on one slot and one round trip. The commands
+// of the token and introspection endpoints go through a batcher, so that
+// concurrent requests share pipelines (see batch.go). Only hashes
 // of code and refresh token secrets are stored. Driver errors come back
 // wrapped in ErrUnavailable; callers branch on the sentinels below.
 package store
@@ -35,13 +37,14 @@ var (
 // concurrent use.
 type Store struct {
 	rdb    redis.UniversalClient
+	batch  *batcher // for the commands of the token and introspection endpoints
 	prefix string
 	now    func() time.Time
 }
 
 // New returns a store on a go-redis client (standalone, Sentinel or Cluster).
 func New(rdb redis.UniversalClient, prefix string) *Store {
-	return &Store{rdb: rdb, prefix: prefix, now: time.Now}
+	return &Store{rdb: rdb, batch: newBatcher(rdb), prefix: prefix, now: time.Now}
 }
 
 // Client returns the underlying Redis client.

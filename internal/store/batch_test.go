@@ -1,0 +1,288 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// pipelineGate is a go-redis hook that records the size of every pipeline
+// and holds the first one until release is closed.
+type pipelineGate struct {
+	entered chan struct{} // closed when the first pipeline reaches the hook
+	release chan struct{}
+
+	mu    sync.Mutex
+	sizes []int
+}
+
+func newPipelineGate() *pipelineGate {
+	return &pipelineGate{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (g *pipelineGate) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (g *pipelineGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (g *pipelineGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		g.mu.Lock()
+		g.sizes = append(g.sizes, len(cmds))
+		first := len(g.sizes) == 1
+		g.mu.Unlock()
+		if first {
+			close(g.entered)
+			<-g.release
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// gatedBatcher returns a batcher with one flusher on the package's Redis,
+// whose pipelines pass through a gate.
+func gatedBatcher(t *testing.T) (*Store, *batcher, *pipelineGate) {
+	t.Helper()
+	s, _ := newStore(t)
+	// Without the client's identity, opening a connection sends no
+	// pipeline of its own through the hooks.
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, DisableIdentity: true, Protocol: 2})
+	t.Cleanup(func() { rdb.Close() })
+	gate := newPipelineGate()
+	rdb.AddHook(gate)
+	b := newBatcher(rdb)
+	b.maxFlushers = 1
+	return s, b, gate
+}
+
+func (b *batcher) queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestBatcherJoinsWaitingCalls holds the first pipeline in flight while 20
+// more callers queue, and checks that those 20 go out together in the next
+// pipeline, each with its own reply.
+func TestBatcherJoinsWaitingCalls(t *testing.T) {
+	const callers = 20
+	ctx := context.Background()
+	s, b, gate := gatedBatcher(t)
+	key := func(i int) string { return s.prefix + "k" + strconv.Itoa(i) }
+
+	var wg sync.WaitGroup
+	cmds := make([]*redis.StringCmd, callers+1)
+	errs := make([]error, callers+1)
+	call := func(i int) {
+		defer wg.Done()
+		set := redis.NewStatusCmd(ctx, "set", key(i), "v"+strconv.Itoa(i))
+		cmds[i] = redis.NewStringCmd(ctx, "get", key(i))
+		errs[i] = b.do(ctx, set, cmds[i])
+	}
+	wg.Add(1)
+	go call(0)
+	<-gate.entered
+	for i := 1; i <= callers; i++ {
+		wg.Add(1)
+		go call(i)
+	}
+	waitFor(t, "the callers queue", func() bool { return b.queued() == callers })
+	close(gate.release)
+	wg.Wait()
+
+	for i, cmd := range cmds {
+		if errs[i] != nil {
+			t.Fatalf("call %d: %v", i, errs[i])
+		}
+		if got, err := cmd.Result(); err != nil || got != "v"+strconv.Itoa(i) {
+			t.Errorf("call %d: GET = %q, %v; want %q", i, got, err, "v"+strconv.Itoa(i))
+		}
+	}
+	if want := []int{2, 2 * callers}; !slices.Equal(gate.sizes, want) {
+		t.Errorf("pipeline sizes = %v, want %v", gate.sizes, want)
+	}
+}
+
+// TestBatcherCallerGivesUp checks that a caller whose context ends stops
+// waiting, and that the pipeline still completes for the other callers.
+func TestBatcherCallerGivesUp(t *testing.T) {
+	s, b, gate := gatedBatcher(t)
+	bg := context.Background()
+	first := redis.NewStatusCmd(bg, "set", s.prefix+"first", "1")
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- b.do(bg, first) }()
+	<-gate.entered
+
+	ctx, cancel := context.WithCancel(bg)
+	gaveUp := make(chan error, 1)
+	go func() { gaveUp <- b.do(ctx, redis.NewStatusCmd(bg, "set", s.prefix+"second", "1")) }()
+	waitFor(t, "the second caller queues", func() bool { return b.queued() == 1 })
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Errorf("caller that gave up: err = %v, want context.Canceled", err)
+	}
+	close(gate.release)
+	if err := <-firstDone; err != nil || first.Err() != nil {
+		t.Errorf("first caller: do = %v, command = %v", err, first.Err())
+	}
+}
+
+// TestBatcherReloadsScript flushes Redis's script cache, as a Redis restart
+// does, and checks that the next refresh still works: EVALSHA fails with
+// NOSCRIPT and the script is sent again with EVAL.
+func TestBatcherReloadsScript(t *testing.T) {
+	ctx := context.Background()
+	s, rdb := newStore(t)
+	gid := family(t, s, rotating)
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, rotated, err := s.Refresh(ctx, RefreshUse{GrantID: gid, SecretHash: "h0", ClientID: "app", NewHash: "h1",
+		AccessLifetime: time.Minute}); err != nil || !rotated {
+		t.Fatalf("refresh after SCRIPT FLUSH: rotated=%v err=%v", rotated, err)
+	}
+	if cur := rdb.HGet(ctx, s.key("fam", gid), "cur").Val(); cur != "h1" {
+		t.Errorf("current token hash = %q, want h1", cur)
+	}
+}
+
+// TestBatcherRedisGone checks that the batched commands report an
+// unreachable Redis as ErrUnavailable and leave no flusher or call behind.
+func TestBatcherRedisGone(t *testing.T) {
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer rdb.Close()
+	s := New(rdb, "t:")
+	if _, err := s.ClaimJTI(ctx, "client", "j1", time.Minute); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("ClaimJTI: err = %v, want ErrUnavailable", err)
+	}
+	if _, err := s.AccessTokenRevoked(ctx, "g", "j1"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("AccessTokenRevoked: err = %v, want ErrUnavailable", err)
+	}
+	if _, _, err := s.Redeem(ctx, Redemption{GrantID: "g", SecretHash: "h", ClientID: "c"}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Redeem: err = %v, want ErrUnavailable", err)
+	}
+
+	waitFor(t, "the flushers end", func() bool {
+		s.batch.mu.Lock()
+		defer s.batch.mu.Unlock()
+		return s.batch.flushers == 0 && len(s.batch.queue) == 0
+	})
+}
+
+// startReplyDropper starts a TCP proxy to Redis that drops the reply to
+// the first request containing EVALSHA and closes that connection. The
+// script then ran, but the client sees a broken connection instead of the
+// reply.
+func startReplyDropper(t *testing.T, target string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var dropped atomic.Bool
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				client.Close()
+				return
+			}
+			t.Cleanup(func() { client.Close(); server.Close() })
+			var armed atomic.Bool
+			go func() {
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := client.Read(buf)
+					if n > 0 && bytes.Contains(bytes.ToLower(buf[:n]), []byte("evalsha")) && dropped.CompareAndSwap(false, true) {
+						armed.Store(true)
+					}
+					if n > 0 {
+						server.Write(buf[:n])
+					}
+					if err != nil {
+						server.Close()
+						return
+					}
+				}
+			}()
+			go func() {
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := server.Read(buf)
+					if armed.Load() {
+						client.Close()
+						server.Close()
+						return
+					}
+					if n > 0 {
+						client.Write(buf[:n])
+					}
+					if err != nil {
+						client.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestBatcherDoesNotResend loses the reply to a code exchange that Redis
+// ran. go-redis would send the pipeline again, and the second run would
+// find the code used and revoke the grant. The exchange must fail as
+// unavailable instead and leave the grant as the first run made it.
+func TestBatcherDoesNotResend(t *testing.T) {
+	ctx := context.Background()
+	live, rdb := newStore(t)
+	if err := redeemScript.Load(ctx, rdb).Err(); err != nil {
+		t.Fatal(err)
+	}
+	proxied := redis.NewClient(&redis.Options{Addr: startReplyDropper(t, redisAddr), DisableIdentity: true, Protocol: 2})
+	t.Cleanup(func() { proxied.Close() })
+	s := New(proxied, live.prefix)
+
+	g := sampleGrant()
+	gid, hash := saveCode(t, live, rotating)
+	_, _, err := s.Redeem(ctx, Redemption{GrantID: gid, SecretHash: hash, ClientID: g.ClientID, RedirectURI: g.RedirectURI,
+		Challenge: g.CodeChallenge, RefreshHash: "rt-hash", AccessLifetime: time.Minute})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Redeem with the reply lost: err = %v, want ErrUnavailable", err)
+	}
+	if n := rdb.Exists(ctx, live.key("revoked", gid)).Val(); n != 0 {
+		t.Error("the grant was revoked: the code exchange ran twice")
+	}
+	if n := rdb.Exists(ctx, live.key("fam", gid)).Val(); n != 1 {
+		t.Error("the refresh family the exchange started is gone")
+	}
+}
