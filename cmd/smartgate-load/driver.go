@@ -75,7 +75,12 @@ func (r *result) percentile(p float64) time.Duration {
 	return r.latencies[i]
 }
 
+// roundTrips returns Redis round trips per grant, or -1 when the system
+// does not count them.
 func (r *result) roundTrips() float64 {
+	if r.redisRoundTrips < 0 {
+		return -1
+	}
 	if r.ok == 0 {
 		return 0
 	}
@@ -149,6 +154,8 @@ func measure(ctx context.Context, sys system, sc scenario) (*result, error) {
 			return nil, err
 		}
 		res.redisRoundTrips = tripsAfter - tripsBefore
+	} else {
+		res.redisRoundTrips = -1
 	}
 	serverAfter, err := cpuTime(sys.serverPID)
 	if err != nil {

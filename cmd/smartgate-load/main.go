@@ -59,7 +59,8 @@ func main() {
 	flag.DurationVar(&opts.timeCap, "cap", 30*time.Second, "time cap of each measured run")
 	flag.StringVar(&opts.peers, "peers", "", "comma-separated peers to measure as well: oidc-provider, hydra")
 	flag.StringVar(&opts.cacheDir, "cache", defaultCacheDir(), "folder outside the repository where peers are installed")
-	flag.StringVar(&opts.profile, "cpuprofile", "", "after the measured runs, write a CPU profile of smartgate during one more c=16 refresh run to this file")
+	flag.StringVar(&opts.profile, "cpuprofile", "", "after the measured runs, write a CPU profile of smartgate during one more run of -profile-scenario to this file")
+	flag.StringVar(&opts.profileScenario, "profile-scenario", scenarioRefresh16, "the scenario that -cpuprofile profiles")
 	flag.IntVar(&opts.families, "families", 10000, "refresh families seeded to measure Redis memory per family")
 	var soak soakOptions
 	flag.DurationVar(&soak.duration, "soak", 0, "instead of the benchmark, run a soak of this length: refreshes at -soak-rate, "+
@@ -81,6 +82,7 @@ type options struct {
 	runs, requests, warmup, families int
 	timeCap                          time.Duration
 	peers, cacheDir, profile         string
+	profileScenario                  string
 }
 
 func exitOn(err error) {
@@ -194,10 +196,24 @@ func run(ctx context.Context, opts options) error {
 	if err != nil {
 		return fmt.Errorf("measure Redis memory per family: %w", err)
 	}
-	printTable(results, perFamily, opts.families)
+	p384Verify, err := p384VerifyCost(sg.es384)
+	if err != nil {
+		return fmt.Errorf("measure one P-384 verification: %w", err)
+	}
+	printTable(results, perFamily, opts.families, p384Verify)
 
 	if opts.profile != "" {
-		if err := profileRefresh(ctx, sg, entries[0].scenarios[0], opts.profile); err != nil {
+		var profiled *scenario
+		for i, sc := range entries[0].scenarios {
+			if sc.id == opts.profileScenario {
+				profiled = &entries[0].scenarios[i]
+			}
+		}
+		if profiled == nil {
+			return fmt.Errorf("-profile-scenario %q: unknown scenario; use one of: %s", opts.profileScenario,
+				strings.Join(scenarioOrder[1:], ", "))
+		}
+		if err := profileScenario(ctx, sg, *profiled, opts.profile); err != nil {
 			return err
 		}
 	}
@@ -275,9 +291,9 @@ func startSmartgate(ctx context.Context, dir string, cleanups *[]func()) (*smart
 		rs384: rsKey, es384: esKey, profile: profilePath, controlURL: "http://" + controlAddr}, stubURL, stub, nil
 }
 
-// profileRefresh runs the c=16 refresh scenario once more with smartgate's
-// CPU profile on and copies the profile to path.
-func profileRefresh(ctx context.Context, sg *smartgateTarget, sc scenario, path string) error {
+// profileScenario runs a scenario once more with smartgate's CPU profile
+// on and copies the profile to path.
+func profileScenario(ctx context.Context, sg *smartgateTarget, sc scenario, path string) error {
 	sys := system{name: "smartgate (profiled)", serverPID: sg.proc.pid(), redisPID: sg.redis.pid(), rdb: sg.rdb,
 		roundTripsURL: sg.controlURL}
 	sg.proc.cmd.Process.Signal(syscall.SIGUSR1)

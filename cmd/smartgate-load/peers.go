@@ -5,7 +5,6 @@ import (
 	"crypto"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -41,10 +40,6 @@ func startPeers(ctx context.Context, opts options, dir string, keys peerKeys, cl
 			p, err = startHydra(ctx, opts.cacheDir, dir, keys, cleanups)
 		default:
 			return nil, fmt.Errorf("unknown peer %q; known peers: oidc-provider, hydra", name)
-		}
-		if errors.Is(err, errHydraUnavailable) {
-			fmt.Printf("peer hydra skipped: %v\n", err)
-			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("peer %s: %w", name, err)

@@ -136,10 +136,12 @@ func callsPerGrant(r *result) string {
 	return strings.Join(parts, ", ")
 }
 
-func printTable(results []*result, perFamily float64, families int) {
+func printTable(results []*result, perFamily float64, families int, p384Verify time.Duration) {
 	sums := summarize(results)
 	fmt.Println()
-	fmt.Println("Medians. CPU is µs per successful grant from /proc/PID/stat; \"per core\" is 1e6 / (server + Redis CPU µs); Redis RTT is round trips per grant counted by a go-redis hook in the gateway.")
+	fmt.Println("Medians. CPU is µs per successful grant from /proc/PID/stat; \"per core\" is 1e6 / (server + Redis CPU µs); " +
+		"Redis RTT is Redis round trips (commands sent alone and pipelines) per grant, counted by a go-redis hook in the gateway; " +
+		"below 1 when concurrent grants share pipelines.")
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "scenario\tsystem\t200/s\tp50 ms\tp99 ms\tmax ms\tserver µs\tRedis µs\ttotal µs\tper core/s\tRSS MiB\tRedis RTT\tstatuses (all runs)\t")
 	for _, s := range sums {
@@ -147,9 +149,13 @@ func printTable(results []*result, perFamily float64, families int) {
 		if s.totalUS > 0 {
 			perCore = 1e6 / s.totalUS
 		}
-		fmt.Fprintf(w, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%s\t\n",
+		roundTrips := "-"
+		if s.roundTrips >= 0 {
+			roundTrips = fmt.Sprintf("%.2f", s.roundTrips)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%s\t\n",
 			s.scenario, s.system, s.perSecond, ms(s.p50), ms(s.p99), ms(s.max), s.serverUS, s.redisUS, s.totalUS,
-			perCore, float64(s.rss)/(1<<20), s.roundTrips, formatStatuses(s.statuses))
+			perCore, float64(s.rss)/(1<<20), roundTrips, formatStatuses(s.statuses))
 	}
 	w.Flush()
 
@@ -161,6 +167,13 @@ func printTable(results []*result, perFamily float64, families int) {
 		}
 	}
 	fmt.Printf("\nRedis memory per refresh family: %.0f bytes (used_memory growth over %d seeded families)\n", perFamily, families)
+	for _, s := range sums {
+		if s.scenario == scenarioES384 && s.system == "smartgate" && p384Verify > 0 {
+			fmt.Printf("client_credentials ES384: %.0f µs of server and Redis CPU per grant, %.2f times one P-384 "+
+				"verification of a client assertion (%.0f µs with go-jose on the load CPU)\n",
+				s.totalUS, s.totalUS/float64(p384Verify.Microseconds()), float64(p384Verify.Microseconds()))
+		}
+	}
 
 	fmt.Println("\nRatios, smartgate against each peer (throughput ratio; CPU ratio = peer CPU per grant / smartgate server+Redis CPU per grant):")
 	bySystem := map[[2]string]*summary{}
