@@ -6,10 +6,9 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/smartgate/smartgate/internal/clientauth"
 	"github.com/smartgate/smartgate/internal/clients"
+	"github.com/smartgate/smartgate/internal/compactjws"
 	"github.com/smartgate/smartgate/internal/config"
 )
 
@@ -118,14 +117,14 @@ func unverifiedIssuer(assertion string) string {
 	if len(assertion) > 16<<10 {
 		return ""
 	}
-	jws, err := jose.ParseSigned(assertion, clientauth.Algorithms())
+	payload, err := compactjws.UnverifiedPayload(assertion)
 	if err != nil {
 		return ""
 	}
 	var claims struct {
 		Issuer string `json:"iss"`
 	}
-	if json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &claims) != nil {
+	if json.Unmarshal(payload, &claims) != nil {
 		return ""
 	}
 	return claims.Issuer
