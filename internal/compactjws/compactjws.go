@@ -65,7 +65,7 @@ func UnverifiedPayload(s string) ([]byte, error) {
 	}
 	parts := strings.Split(s, ".")
 	if len(parts) != 3 {
-		return nil, errors.New("a compact JWS has three dot-separated parts")
+		return nil, fmt.Errorf("malformed compact JWS: %d dot-separated parts, want 3", len(parts))
 	}
 	return base64.RawURLEncoding.DecodeString(parts[1])
 }
