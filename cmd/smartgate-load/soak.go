@@ -132,6 +132,7 @@ func runSoak(ctx context.Context, opts soakOptions) error {
 	ticker := time.NewTicker(opts.interval)
 	defer ticker.Stop()
 	begin := time.Now()
+	lastRow := begin
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
@@ -139,13 +140,12 @@ func runSoak(ctx context.Context, opts soakOptions) error {
 		case <-ticker.C:
 		}
 		ok, fail, p99, firstFail := window.take()
-		secs := opts.interval.Seconds()
-		if done {
-			if ok+fail == 0 {
-				break // the end fell on a row just printed
-			}
-			secs = time.Since(begin).Seconds() - float64(int(time.Since(begin)/opts.interval))*opts.interval.Seconds()
+		if done && ok+fail == 0 {
+			break // the end fell on a row just printed
 		}
+		now := time.Now()
+		secs := now.Sub(lastRow).Seconds()
+		lastRow = now
 		goroutines := readGoroutines(sg.controlURL)
 		fmt.Printf("%8s %10.0f %8d %9.2f %9.1f %11s\n", time.Since(begin).Round(time.Second), float64(ok)/max(secs, 0.001),
 			fail, float64(p99.Microseconds())/1000, float64(rssBytes(sg.proc.pid()))/(1<<20), goroutines)
