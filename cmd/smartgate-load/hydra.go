@@ -149,14 +149,11 @@ func startHydra(ctx context.Context, cacheDir, dir string, keys peerKeys, cleanu
 	if err != nil {
 		return nil, err
 	}
-	publicPort, err := freePort()
+	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
 	}
-	adminPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
+	publicPort, adminPort := ports[0], ports[1]
 	h := &hydraPeer{public: "http://127.0.0.1:" + publicPort, admin: "http://127.0.0.1:" + adminPort}
 	dsn := "sqlite://" + filepath.Join(dir, "hydra.sqlite") + "?_fk=true&_journal_mode=WAL&_busy_timeout=10000"
 	env := []string{
@@ -177,17 +174,12 @@ func startHydra(ctx context.Context, cacheDir, dir string, keys peerKeys, cleanu
 	if out, err := migrate.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("hydra migrate: %w\n%s", err, out)
 	}
-	logPath := filepath.Join(dir, "hydra.log")
-	proc, err := startProcess("hydra", serverCore, logPath, env, bin, "serve", "all", "--dev", "--sqa-opt-out")
+	h.logPath = filepath.Join(dir, "hydra.log")
+	proc, err := startPeerProcess("hydra", h.logPath, h.public+"/health/ready", env, cleanups,
+		bin, "serve", "all", "--dev", "--sqa-opt-out")
 	if err != nil {
 		return nil, err
 	}
-	*cleanups = append(*cleanups, proc.stop)
-	if err := waitHTTP(proc, h.public+"/health/ready"); err != nil {
-		out, _ := os.ReadFile(logPath)
-		return nil, fmt.Errorf("%w\n%s", err, out)
-	}
-	h.logPath = logPath
 	if err := h.setUp(ctx, keys); err != nil {
 		return nil, h.withLog(err)
 	}

@@ -114,13 +114,35 @@ func jwksJSON(key crypto.Signer, alg string) string {
 	return string(data)
 }
 
-func freePort() (string, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return "", err
+// freePorts returns n free loopback ports.
+func freePorts(n int) ([]string, error) {
+	ports := make([]string, n)
+	for i := range ports {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		if _, ports[i], err = net.SplitHostPort(addr); err != nil {
+			return nil, err
+		}
 	}
-	_, port, err := net.SplitHostPort(addr)
-	return port, err
+	return ports, nil
+}
+
+// startPeerProcess starts a peer pinned to the server CPU, adds its stop
+// to cleanups and waits until healthURL answers 200. When the peer does
+// not come up, the error carries the peer's log.
+func startPeerProcess(name, logPath, healthURL string, env []string, cleanups *[]func(), bin string, args ...string) (*process, error) {
+	proc, err := startProcess(name, serverCore, logPath, env, bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	*cleanups = append(*cleanups, proc.stop)
+	if err := waitHTTP(proc, healthURL); err != nil {
+		out, _ := os.ReadFile(logPath)
+		return nil, fmt.Errorf("%w\n%s", err, out)
+	}
+	return proc, nil
 }
 
 func startOIDCProvider(ctx context.Context, cacheDir, dir string, keys peerKeys, cleanups *[]func()) (*peer, error) {
@@ -137,28 +159,20 @@ func startOIDCProvider(ctx context.Context, cacheDir, dir string, keys peerKeys,
 		return nil, err
 	}
 
-	port, err := freePort()
+	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
 	}
-	controlPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
+	port, controlPort := ports[0], ports[1]
 
 	env := []string{"OIDC_PROVIDER_MODULE=" + module, "PORT=" + port, "CONTROL_PORT=" + controlPort,
 		"RS384_JWKS=" + jwksJSON(keys.rs384, "RS384"), "ES384_JWKS=" + jwksJSON(keys.es384, "ES384"),
 		"NODE_ENV=production"}
-	logPath := filepath.Join(dir, "oidc-provider.log")
-	proc, err := startProcess("oidc-provider", serverCore, logPath, env, "node", script)
+	issuer := "http://127.0.0.1:" + port
+	proc, err := startPeerProcess("oidc-provider", filepath.Join(dir, "oidc-provider.log"),
+		issuer+"/.well-known/openid-configuration", env, cleanups, "node", script)
 	if err != nil {
 		return nil, err
-	}
-	*cleanups = append(*cleanups, proc.stop)
-	issuer := "http://127.0.0.1:" + port
-	if err := waitHTTP(proc, issuer+"/.well-known/openid-configuration"); err != nil {
-		out, _ := os.ReadFile(logPath)
-		return nil, fmt.Errorf("%w\n%s", err, out)
 	}
 
 	control := "http://127.0.0.1:" + controlPort
