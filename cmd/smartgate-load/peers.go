@@ -130,7 +130,7 @@ func freePorts(n int) ([]string, error) {
 }
 
 // startPeerProcess starts a peer pinned to the server CPU, adds its stop
-// to cleanups and waits until healthURL answers 200. When the peer does
+// to cleanups and waits until healthURL returns 200. When the peer does
 // not come up, the error carries the peer's log.
 func startPeerProcess(name, logPath, healthURL string, env []string, cleanups *[]func(), bin string, args ...string) (*process, error) {
 	proc, err := startProcess(name, serverCore, logPath, env, bin, args...)

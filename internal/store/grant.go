@@ -324,7 +324,7 @@ func (s *Store) ClaimJTI(ctx context.Context, owner, jti string, ttl time.Durati
 	if err := s.batch.do(ctx, onceCmd{cmd}); err != nil {
 		return false, unavailable("record jti", err)
 	}
-	// SET NX answers OK when it set the key and nil when the key existed.
+	// SET NX replies OK when it set the key and nil when the key existed.
 	err := cmd.Err()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
