@@ -115,8 +115,10 @@ func (b *batcher) runScript(ctx context.Context, script *redis.Script, keys []st
 	cmdArgs = append(cmdArgs, args...)
 	cmd := redis.NewCmd(ctx, cmdArgs...)
 	if err := b.do(ctx, onceCmd{cmd}); err != nil {
-		cmd.SetErr(err)
-		return cmd
+		// The pipeline may still write cmd, so the error goes in a new one.
+		failed := redis.NewCmd(ctx)
+		failed.SetErr(err)
+		return failed
 	}
 	if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
 		return script.Eval(ctx, b.rdb, keys, args...)
