@@ -51,6 +51,7 @@ type result struct {
 	latencies        []time.Duration
 	serverCPU        time.Duration
 	redisCPU         time.Duration
+	hasRedis         bool // false for systems that keep their state in process
 	rss              int64
 	redisCalls       map[string]int64 // commands Redis ran, scripts' own commands included
 	redisRoundTrips  int64
@@ -165,6 +166,7 @@ func measure(ctx context.Context, sys system, sc scenario) (*result, error) {
 	res.serverCPU = serverAfter - serverBefore
 	res.rss = rssBytes(sys.serverPID)
 	if sys.redisPID != 0 {
+		res.hasRedis = true
 		redisAfter, err := cpuTime(sys.redisPID)
 		if err != nil {
 			return nil, err

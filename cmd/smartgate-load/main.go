@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -69,13 +70,45 @@ func main() {
 	flag.DurationVar(&soak.interval, "soak-interval", 10*time.Second, "time between rows of the soak report")
 	flag.IntVar(&soak.workers, "soak-workers", 32, "concurrent clients of the soak, each rotating its own refresh token")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		exitOn(fmt.Errorf("unexpected argument %q: the tool takes flags only (see -help)", flag.Arg(0)))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if soak.duration > 0 {
+		exitOn(soak.validate())
 		exitOn(runSoak(ctx, soak))
 		return
 	}
+	profileScenarioSet := false
+	flag.Visit(func(f *flag.Flag) { profileScenarioSet = profileScenarioSet || f.Name == "profile-scenario" })
+	exitOn(opts.validate(profileScenarioSet))
 	exitOn(run(ctx, opts))
+}
+
+// validate checks the flags before anything starts, so that a mistake
+// does not surface only after a long run.
+func (o options) validate(profileScenarioSet bool) error {
+	switch {
+	case o.runs < 1:
+		return fmt.Errorf("-runs %d: need at least 1", o.runs)
+	case o.requests < 1:
+		return fmt.Errorf("-requests %d: need at least 1", o.requests)
+	case o.warmup < 0:
+		return fmt.Errorf("-warmup %d: need 0 or more", o.warmup)
+	case o.families < 1:
+		return fmt.Errorf("-families %d: need at least 1", o.families)
+	case o.timeCap <= 0:
+		return fmt.Errorf("-cap %s: need a positive duration", o.timeCap)
+	case profileScenarioSet && o.profile == "":
+		return errors.New("-profile-scenario needs -cpuprofile FILE")
+	}
+	if !slices.Contains(scenarioOrder[1:], o.profileScenario) {
+		return fmt.Errorf("-profile-scenario %q: unknown scenario; use one of (quoted, since the names contain spaces): %s",
+			o.profileScenario, strings.Join(scenarioOrder[1:], ", "))
+	}
+	_, err := peerNames(o.peers)
+	return err
 }
 
 type options struct {
@@ -203,17 +236,8 @@ func run(ctx context.Context, opts options) error {
 	printTable(results, perFamily, opts.families, p384Verify)
 
 	if opts.profile != "" {
-		var profiled *scenario
-		for i, sc := range entries[0].scenarios {
-			if sc.id == opts.profileScenario {
-				profiled = &entries[0].scenarios[i]
-			}
-		}
-		if profiled == nil {
-			return fmt.Errorf("-profile-scenario %q: unknown scenario; use one of: %s", opts.profileScenario,
-				strings.Join(scenarioOrder[1:], ", "))
-		}
-		if err := profileScenario(ctx, sg, *profiled, opts.profile); err != nil {
+		i := slices.IndexFunc(entries[0].scenarios, func(sc scenario) bool { return sc.id == opts.profileScenario })
+		if err := profileScenario(ctx, sg, entries[0].scenarios[i], opts.profile); err != nil {
 			return err
 		}
 	}

@@ -27,19 +27,18 @@ type peer struct {
 
 // startPeers installs (when missing) and starts the peers named in opts.
 func startPeers(ctx context.Context, opts options, dir string, keys peerKeys, cleanups *[]func()) ([]*peer, error) {
+	names, err := peerNames(opts.peers)
+	if err != nil {
+		return nil, err
+	}
 	var peers []*peer
-	for _, name := range strings.Split(opts.peers, ",") {
+	for _, name := range names {
 		var p *peer
-		var err error
-		switch strings.TrimSpace(name) {
-		case "":
-			continue
+		switch name {
 		case "oidc-provider":
 			p, err = startOIDCProvider(ctx, opts.cacheDir, dir, keys, cleanups)
 		case "hydra":
 			p, err = startHydra(ctx, opts.cacheDir, dir, keys, cleanups)
-		default:
-			return nil, fmt.Errorf("unknown peer %q; known peers: oidc-provider, hydra", name)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("peer %s: %w", name, err)
@@ -47,6 +46,23 @@ func startPeers(ctx context.Context, opts options, dir string, keys peerKeys, cl
 		peers = append(peers, p)
 	}
 	return peers, nil
+}
+
+// peerNames splits the -peers list and checks every name.
+func peerNames(list string) ([]string, error) {
+	var names []string
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		switch name {
+		case "":
+			continue
+		case "oidc-provider", "hydra":
+			names = append(names, name)
+		default:
+			return nil, fmt.Errorf("unknown peer %q; known peers: oidc-provider, hydra", name)
+		}
+	}
+	return names, nil
 }
 
 // peerKeys are the backend clients' keys, shared by all systems.
@@ -79,6 +95,7 @@ func oidcProviderModule(ctx context.Context, cacheDir string) (string, error) {
 	if err := os.MkdirAll(prefix, 0o755); err != nil {
 		return "", err
 	}
+	fmt.Printf("installing oidc-provider@%s with npm into %s (once)\n", oidcProviderVersion, prefix)
 	cmd := exec.CommandContext(ctx, "npm", "install", "--no-audit", "--no-fund", "--prefix", prefix,
 		"oidc-provider@"+oidcProviderVersion)
 	if out, err := cmd.CombinedOutput(); err != nil {

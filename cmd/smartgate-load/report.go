@@ -41,9 +41,13 @@ func printRun(runIndex int, r *result) {
 	if runIndex == 0 {
 		label = "profiled run"
 	}
-	fmt.Printf("%s: %-30s %-20s %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  server %6.0f µs  redis %5.0f µs  statuses %s\n",
+	redis := "-"
+	if r.hasRedis {
+		redis = fmt.Sprintf("%.0f µs", r.perGrant(r.redisCPU))
+	}
+	fmt.Printf("%s: %-30s %-20s %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  server CPU %6.0f µs  Redis CPU %6s  statuses %s\n",
 		label, r.scenario, r.system, r.perSecond(), ms(r.percentile(0.50)), ms(r.percentile(0.99)),
-		r.perGrant(r.serverCPU), r.perGrant(r.redisCPU), formatStatuses(r.statuses))
+		r.perGrant(r.serverCPU), redis, formatStatuses(r.statuses))
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -67,6 +71,7 @@ type summary struct {
 	perSecond                  float64
 	p50, p99, max              time.Duration
 	serverUS, redisUS, totalUS float64
+	hasRedis                   bool
 	rss                        int64
 	roundTrips                 float64
 	calls                      string
@@ -103,7 +108,7 @@ func summarize(results []*result) []*summary {
 			}
 			return median(xs)
 		}
-		s := &summary{scenario: k[0], system: k[1], runs: len(rs), statuses: map[int]int{}}
+		s := &summary{scenario: k[0], system: k[1], runs: len(rs), statuses: map[int]int{}, hasRedis: rs[0].hasRedis}
 		s.perSecond = pick((*result).perSecond)
 		s.p50 = time.Duration(pick(func(r *result) float64 { return float64(r.percentile(0.50)) }))
 		s.p99 = time.Duration(pick(func(r *result) float64 { return float64(r.percentile(0.99)) }))
@@ -140,21 +145,24 @@ func printTable(results []*result, perFamily float64, families int, p384Verify t
 	sums := summarize(results)
 	fmt.Println()
 	fmt.Println("Medians. CPU is µs per successful grant from /proc/PID/stat; \"per core\" is 1e6 / (server + Redis CPU µs); " +
-		"Redis RTT is Redis round trips (commands sent alone and pipelines) per grant, counted by a go-redis hook in the gateway; " +
-		"below 1 when concurrent grants share pipelines.")
+		"\"Redis round trips\" counts commands sent alone and pipelines per grant, from a go-redis hook in the gateway, " +
+		"and is below 1 when concurrent grants share pipelines; \"-\" means the system keeps its state in process.")
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "scenario\tsystem\t200/s\tp50 ms\tp99 ms\tmax ms\tserver µs\tRedis µs\ttotal µs\tper core/s\tRSS MiB\tRedis RTT\tstatuses (all runs)\t")
+	fmt.Fprintln(w, "scenario\tsystem\tHTTP 200/s\tp50 ms\tp99 ms\tmax ms\tserver CPU µs\tRedis CPU µs\ttotal µs\tper core/s\tRSS MiB\tRedis round trips\tstatuses (all runs)\t")
 	for _, s := range sums {
 		perCore := 0.0
 		if s.totalUS > 0 {
 			perCore = 1e6 / s.totalUS
 		}
-		roundTrips := "-"
+		roundTrips, redis := "-", "-"
 		if s.roundTrips >= 0 {
 			roundTrips = fmt.Sprintf("%.2f", s.roundTrips)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%s\t\n",
-			s.scenario, s.system, s.perSecond, ms(s.p50), ms(s.p99), ms(s.max), s.serverUS, s.redisUS, s.totalUS,
+		if s.hasRedis {
+			redis = fmt.Sprintf("%.0f", s.redisUS)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%.0f\t%s\t%.0f\t%.0f\t%.1f\t%s\t%s\t\n",
+			s.scenario, s.system, s.perSecond, ms(s.p50), ms(s.p99), ms(s.max), s.serverUS, redis, s.totalUS,
 			perCore, float64(s.rss)/(1<<20), roundTrips, formatStatuses(s.statuses))
 	}
 	w.Flush()
@@ -175,11 +183,11 @@ func printTable(results []*result, perFamily float64, families int, p384Verify t
 		}
 	}
 
-	fmt.Println("\nRatios, smartgate against each peer (throughput ratio; CPU ratio = peer CPU per grant / smartgate server+Redis CPU per grant):")
 	bySystem := map[[2]string]*summary{}
 	for _, s := range sums {
 		bySystem[[2]string{s.scenario, s.system}] = s
 	}
+	headed := false
 	for _, s := range sums {
 		if s.system == "smartgate" || s.system == "calibration server" {
 			continue
@@ -187,6 +195,10 @@ func printTable(results []*result, perFamily float64, families int, p384Verify t
 		g := bySystem[[2]string{s.scenario, "smartgate"}]
 		if g == nil || s.perSecond == 0 || g.totalUS == 0 {
 			continue
+		}
+		if !headed {
+			fmt.Println("\nRatios, smartgate against each peer (throughput ratio; CPU ratio = peer CPU per grant / smartgate server+Redis CPU per grant):")
+			headed = true
 		}
 		fmt.Printf("  %-30s vs %-14s throughput %.1fx, CPU %.1fx\n", s.scenario, s.system, g.perSecond/s.perSecond,
 			s.totalUS/g.totalUS)

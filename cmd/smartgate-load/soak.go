@@ -24,6 +24,19 @@ type soakOptions struct {
 	workers  int
 }
 
+// validate checks the soak flags before anything starts.
+func (o soakOptions) validate() error {
+	switch {
+	case o.rate < 1:
+		return fmt.Errorf("-soak-rate %d: need at least 1 request per second", o.rate)
+	case o.workers < 1:
+		return fmt.Errorf("-soak-workers %d: need at least 1", o.workers)
+	case o.interval <= 0:
+		return fmt.Errorf("-soak-interval %s: need a positive duration", o.interval)
+	}
+	return nil
+}
+
 // soakWindow is the tally of one reporting interval.
 type soakWindow struct {
 	mu        sync.Mutex
