@@ -105,7 +105,8 @@ func remoteReplaces(goModPath string) ([]string, error) {
 	inBlock := false
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+		line, _, _ := strings.Cut(sc.Text(), "//")
+		line = strings.TrimSpace(line)
 		switch {
 		case line == "replace (":
 			inBlock = true
