@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -284,5 +285,160 @@ func TestBatcherDoesNotResend(t *testing.T) {
 	}
 	if n := rdb.Exists(ctx, live.key("fam", gid)).Val(); n != 1 {
 		t.Error("the refresh family the exchange started is gone")
+	}
+}
+
+// TestBatcherFailedConnectionSetup uses a client whose AUTH fails. go-redis
+// puts that error on no command of the pipeline, and the batcher must not
+// let the empty replies read as "jti not seen" or "not revoked".
+func TestBatcherFailedConnectionSetup(t *testing.T) {
+	ctx := context.Background()
+	live, rdb := newStore(t)
+	if err := rdb.Set(ctx, live.key("revokedjti", "j1"), "1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wrong := redis.NewClient(&redis.Options{Addr: redisAddr, Username: "nobody", Password: "wrong", MaxRetries: -1})
+	t.Cleanup(func() { wrong.Close() })
+	s := New(wrong, live.prefix)
+
+	if ok, err := s.ClaimJTI(ctx, "client", "j1", time.Minute); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("ClaimJTI = %v, %v; want ErrUnavailable", ok, err)
+	}
+	if revoked, err := s.AccessTokenRevoked(ctx, "", "j1"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("AccessTokenRevoked = %v, %v; want ErrUnavailable", revoked, err)
+	}
+}
+
+// TestBatcherDropsAbandonedCalls checks that a call whose caller gave up,
+// or that waited longer than the batcher allows, is never sent.
+func TestBatcherDropsAbandonedCalls(t *testing.T) {
+	ctx := context.Background()
+	s, b, gate := gatedBatcher(t)
+	b.maxWait = 50 * time.Millisecond
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- b.do(ctx, redis.NewStatusCmd(ctx, "set", s.prefix+"first", "1")) }()
+	<-gate.entered
+
+	cancelled, cancel := context.WithCancel(ctx)
+	gaveUp := redis.NewStatusCmd(ctx, "set", s.prefix+"gave-up", "1")
+	gaveUpDone := make(chan error, 1)
+	go func() { gaveUpDone <- b.do(cancelled, gaveUp) }()
+	stale := redis.NewStatusCmd(ctx, "set", s.prefix+"stale", "1")
+	staleDone := make(chan error, 1)
+	go func() { staleDone <- b.do(ctx, stale) }()
+	waitFor(t, "both callers queue", func() bool { return b.queued() == 2 })
+	cancel()
+	time.Sleep(2 * b.maxWait)
+	close(gate.release)
+
+	if err := <-gaveUpDone; !errors.Is(err, context.Canceled) {
+		t.Errorf("caller that gave up: err = %v, want context.Canceled", err)
+	}
+	if err := <-staleDone; err != nil || !errors.Is(stale.Err(), errQueueTimedOut) {
+		t.Errorf("stale call: do = %v, command = %v; want errQueueTimedOut on the command", err, stale.Err())
+	}
+	<-firstDone
+	for _, key := range []string{"gave-up", "stale"} {
+		if n := b.rdb.Exists(ctx, s.prefix+key).Val(); n != 0 {
+			t.Errorf("the %s call ran", key)
+		}
+	}
+}
+
+// TestBatcherSplitsLongQueue queues more calls than one pipeline takes.
+func TestBatcherSplitsLongQueue(t *testing.T) {
+	const callers = 2*maxBatch + 10
+	ctx := context.Background()
+	s, b, gate := gatedBatcher(t)
+	var wg sync.WaitGroup
+	cmds := make([]*redis.IntCmd, callers+1)
+	call := func(i int) {
+		defer wg.Done()
+		cmds[i] = redis.NewIntCmd(ctx, "incr", s.prefix+"n")
+		if err := b.do(ctx, cmds[i]); err != nil {
+			t.Errorf("call %d: %v", i, err)
+		}
+	}
+	wg.Add(1)
+	go call(0)
+	<-gate.entered
+	for i := 1; i <= callers; i++ {
+		wg.Add(1)
+		go call(i)
+	}
+	waitFor(t, "the callers queue", func() bool { return b.queued() == callers })
+	close(gate.release)
+	wg.Wait()
+
+	if want := []int{1, maxBatch, maxBatch, 10}; !slices.Equal(gate.sizes, want) {
+		t.Errorf("pipeline sizes = %v, want %v", gate.sizes, want)
+	}
+	seen := map[int64]bool{}
+	for i, cmd := range cmds {
+		if cmd.Err() != nil || seen[cmd.Val()] {
+			t.Errorf("call %d: INCR = %d, %v; want a distinct count", i, cmd.Val(), cmd.Err())
+		}
+		seen[cmd.Val()] = true
+	}
+}
+
+// hookFunc is a go-redis hook that runs fn in place of each pipeline.
+type hookFunc func(ctx context.Context, cmds []redis.Cmder, next redis.ProcessPipelineHook) error
+
+func (f hookFunc) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (f hookFunc) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (f hookFunc) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { return f(ctx, cmds, next) }
+}
+
+// TestBatcherSurvivesPanic checks that a panic while a pipeline runs fails
+// that pipeline's commands and leaves the batcher working.
+func TestBatcherSurvivesPanic(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, DisableIdentity: true, Protocol: 2})
+	t.Cleanup(func() { rdb.Close() })
+	var panicked atomic.Bool
+	rdb.AddHook(hookFunc(func(ctx context.Context, cmds []redis.Cmder, next redis.ProcessPipelineHook) error {
+		if panicked.CompareAndSwap(false, true) {
+			panic("hook failed")
+		}
+		return next(ctx, cmds)
+	}))
+	b := newBatcher(rdb)
+
+	first := redis.NewStatusCmd(ctx, "set", s.prefix+"k", "1")
+	if err := b.do(ctx, first); err != nil || first.Err() == nil || !strings.Contains(first.Err().Error(), "panicked") {
+		t.Errorf("command of the panicking pipeline: do = %v, command = %v", err, first.Err())
+	}
+	second := redis.NewStatusCmd(ctx, "set", s.prefix+"k", "2")
+	if err := b.do(ctx, second); err != nil || second.Err() != nil {
+		t.Errorf("next command: do = %v, command = %v", err, second.Err())
+	}
+}
+
+// TestBatcherRetriesWhatDidNotRun fails the first pipeline with LOADING,
+// which Redis returns before running a command, and checks that a
+// run-once command is sent again and runs once.
+func TestBatcherRetriesWhatDidNotRun(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, DisableIdentity: true, Protocol: 2})
+	t.Cleanup(func() { rdb.Close() })
+	var pipelines atomic.Int32
+	rdb.AddHook(hookFunc(func(ctx context.Context, cmds []redis.Cmder, next redis.ProcessPipelineHook) error {
+		if pipelines.Add(1) == 1 {
+			return errors.New("LOADING Redis is loading the dataset in memory")
+		}
+		return next(ctx, cmds)
+	}))
+	b := newBatcher(rdb)
+
+	cmd := b.runOnce(ctx, func() *redis.Cmd { return redis.NewCmd(ctx, "incr", s.prefix+"n") })
+	if cmd.Err() != nil || cmd.Val() != int64(1) {
+		t.Errorf("INCR = %v, %v; want 1", cmd.Val(), cmd.Err())
+	}
+	if n := pipelines.Load(); n != 2 {
+		t.Errorf("%d pipelines, want 2", n)
 	}
 }

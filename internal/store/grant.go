@@ -320,10 +320,10 @@ func (s *Store) LookupRefresh(ctx context.Context, grantID, secretHash string) (
 // ClaimJTI records a client assertion's or DPoP proof's jti for ttl and
 // reports whether it was new. A false result is a replay.
 func (s *Store) ClaimJTI(ctx context.Context, owner, jti string, ttl time.Duration) (bool, error) {
-	cmd := redis.NewCmd(ctx, "set", s.prefix+"jti:{"+owner+"}:"+jti, "1", "px", max(ttl.Milliseconds(), 1), "nx")
-	if err := s.batch.do(ctx, onceCmd{cmd}); err != nil {
-		return false, unavailable("record jti", err)
-	}
+	key := s.prefix + "jti:{" + owner + "}:" + jti
+	cmd := s.batch.runOnce(ctx, func() *redis.Cmd {
+		return redis.NewCmd(ctx, "set", key, "1", "px", max(ttl.Milliseconds(), 1), "nx")
+	})
 	// SET NX replies OK when it set the key and nil when the key existed.
 	err := cmd.Err()
 	if errors.Is(err, redis.Nil) {
@@ -331,6 +331,9 @@ func (s *Store) ClaimJTI(ctx context.Context, owner, jti string, ttl time.Durati
 	}
 	if err != nil {
 		return false, unavailable("record jti", err)
+	}
+	if cmd.Val() != "OK" {
+		return false, unavailable("record jti", fmt.Errorf("unexpected reply %q to SET NX", fmt.Sprint(cmd.Val())))
 	}
 	return true, nil
 }
