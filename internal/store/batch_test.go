@@ -47,18 +47,25 @@ func (g *pipelineGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 	}
 }
 
-// gatedBatcher returns a batcher with one flusher on the package's Redis,
-// whose pipelines pass through a gate.
-func gatedBatcher(t *testing.T) (*Store, *batcher, *pipelineGate) {
+// hookedBatcher returns a store on the package's Redis and a batcher whose
+// client runs hook.
+func hookedBatcher(t *testing.T, hook redis.Hook) (*Store, *batcher) {
 	t.Helper()
 	s, _ := newStore(t)
 	// Without the client's identity, opening a connection sends no
 	// pipeline of its own through the hooks.
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, DisableIdentity: true, Protocol: 2})
 	t.Cleanup(func() { rdb.Close() })
+	rdb.AddHook(hook)
+	return s, newBatcher(rdb)
+}
+
+// gatedBatcher returns a batcher with one flusher whose pipelines pass
+// through a gate.
+func gatedBatcher(t *testing.T) (*Store, *batcher, *pipelineGate) {
+	t.Helper()
 	gate := newPipelineGate()
-	rdb.AddHook(gate)
-	b := newBatcher(rdb)
+	s, b := hookedBatcher(t, gate)
 	b.maxFlushers = 1
 	return s, b, gate
 }
@@ -80,6 +87,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// runBehindGate runs call(0) and holds its pipeline at the gate while
+// call(1) to call(callers) queue. Then it opens the gate and waits for all.
+func runBehindGate(t *testing.T, b *batcher, gate *pipelineGate, callers int, call func(i int)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	start := func(i int) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			call(i)
+		}()
+	}
+	start(0)
+	<-gate.entered
+	for i := 1; i <= callers; i++ {
+		start(i)
+	}
+	waitFor(t, "the callers queue", func() bool { return b.queued() == callers })
+	close(gate.release)
+	wg.Wait()
+}
+
 // TestBatcherJoinsWaitingCalls holds the first pipeline in flight while 20
 // more callers queue, and checks that those 20 go out together in the next
 // pipeline, each with its own reply.
@@ -89,25 +118,13 @@ func TestBatcherJoinsWaitingCalls(t *testing.T) {
 	s, b, gate := gatedBatcher(t)
 	key := func(i int) string { return s.prefix + "k" + strconv.Itoa(i) }
 
-	var wg sync.WaitGroup
 	cmds := make([]*redis.StringCmd, callers+1)
 	errs := make([]error, callers+1)
-	call := func(i int) {
-		defer wg.Done()
+	runBehindGate(t, b, gate, callers, func(i int) {
 		set := redis.NewStatusCmd(ctx, "set", key(i), "v"+strconv.Itoa(i))
 		cmds[i] = redis.NewStringCmd(ctx, "get", key(i))
 		errs[i] = b.do(ctx, set, cmds[i])
-	}
-	wg.Add(1)
-	go call(0)
-	<-gate.entered
-	for i := 1; i <= callers; i++ {
-		wg.Add(1)
-		go call(i)
-	}
-	waitFor(t, "the callers queue", func() bool { return b.queued() == callers })
-	close(gate.release)
-	wg.Wait()
+	})
 
 	for i, cmd := range cmds {
 		if errs[i] != nil {
@@ -350,25 +367,13 @@ func TestBatcherSplitsLongQueue(t *testing.T) {
 	const callers = 2*maxBatch + 10
 	ctx := context.Background()
 	s, b, gate := gatedBatcher(t)
-	var wg sync.WaitGroup
 	cmds := make([]*redis.IntCmd, callers+1)
-	call := func(i int) {
-		defer wg.Done()
+	runBehindGate(t, b, gate, callers, func(i int) {
 		cmds[i] = redis.NewIntCmd(ctx, "incr", s.prefix+"n")
 		if err := b.do(ctx, cmds[i]); err != nil {
 			t.Errorf("call %d: %v", i, err)
 		}
-	}
-	wg.Add(1)
-	go call(0)
-	<-gate.entered
-	for i := 1; i <= callers; i++ {
-		wg.Add(1)
-		go call(i)
-	}
-	waitFor(t, "the callers queue", func() bool { return b.queued() == callers })
-	close(gate.release)
-	wg.Wait()
+	})
 
 	if want := []int{1, maxBatch, maxBatch, 10}; !slices.Equal(gate.sizes, want) {
 		t.Errorf("pipeline sizes = %v, want %v", gate.sizes, want)
@@ -395,17 +400,13 @@ func (f hookFunc) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 // that pipeline's commands and leaves the batcher working.
 func TestBatcherSurvivesPanic(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, DisableIdentity: true, Protocol: 2})
-	t.Cleanup(func() { rdb.Close() })
 	var panicked atomic.Bool
-	rdb.AddHook(hookFunc(func(ctx context.Context, cmds []redis.Cmder, next redis.ProcessPipelineHook) error {
+	s, b := hookedBatcher(t, hookFunc(func(ctx context.Context, cmds []redis.Cmder, next redis.ProcessPipelineHook) error {
 		if panicked.CompareAndSwap(false, true) {
 			panic("hook failed")
 		}
 		return next(ctx, cmds)
 	}))
-	b := newBatcher(rdb)
 
 	first := redis.NewStatusCmd(ctx, "set", s.prefix+"k", "1")
 	if err := b.do(ctx, first); err != nil || first.Err() == nil || !strings.Contains(first.Err().Error(), "panicked") {
@@ -422,17 +423,13 @@ func TestBatcherSurvivesPanic(t *testing.T) {
 // run-once command is sent again and runs once.
 func TestBatcherRetriesWhatDidNotRun(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, DisableIdentity: true, Protocol: 2})
-	t.Cleanup(func() { rdb.Close() })
 	var pipelines atomic.Int32
-	rdb.AddHook(hookFunc(func(ctx context.Context, cmds []redis.Cmder, next redis.ProcessPipelineHook) error {
+	s, b := hookedBatcher(t, hookFunc(func(ctx context.Context, cmds []redis.Cmder, next redis.ProcessPipelineHook) error {
 		if pipelines.Add(1) == 1 {
 			return errors.New("LOADING Redis is loading the dataset in memory")
 		}
 		return next(ctx, cmds)
 	}))
-	b := newBatcher(rdb)
 
 	cmd := b.runOnce(ctx, func() *redis.Cmd { return redis.NewCmd(ctx, "incr", s.prefix+"n") })
 	if cmd.Err() != nil || cmd.Val() != int64(1) {
