@@ -35,9 +35,7 @@ type scenario struct {
 	requests    int
 	warmup      int
 	timeCap     time.Duration
-	// prepare seeds state and signs what must exist before the clock
-	// starts, for total requests, and returns one exchange per worker.
-	prepare func(ctx context.Context, total, workers int) ([]exchange, error)
+	prepare     prepareFunc
 	// strict marks scenarios whose runs any non-200 response invalidates.
 	strict bool
 }

@@ -33,7 +33,7 @@ const hydraModule = "github.com/ory/hydra/v2"
 // hydraBinary returns the path of a Hydra binary in the cache folder and
 // builds it there when it is missing.
 //
-// `go install` refuses Hydra because its go.mod holds replace directives,
+// `go install` rejects Hydra because its go.mod contains replace directives,
 // and a scratch module that requires Hydra does not inherit them: the build
 // then fails in persistence/sql. So the scratch module copies every
 // non-local replace directive of Hydra's own go.mod before it builds.
@@ -47,48 +47,63 @@ func hydraBinary(ctx context.Context, cacheDir string) (string, error) {
 		return "", err
 	}
 	fmt.Printf("building Ory Hydra %s into %s (a few minutes, once)\n", hydraVersion, filepath.Dir(bin))
+
+	// Build next to the final path and rename, so that an interrupted
+	// build leaves no binary that the next run would take as finished.
+	partial := bin + ".partial"
+	if err := buildHydra(ctx, build, partial); err != nil {
+		return "", err
+	}
+	if err := os.Rename(partial, bin); err != nil {
+		return "", err
+	}
+	return bin, nil
+}
+
+// buildHydra builds Hydra into out from a scratch module in the folder build.
+func buildHydra(ctx context.Context, build, out string) error {
 	goCmd := func(args ...string) ([]byte, error) {
 		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = build
 		cmd.Env = append(os.Environ(), "GOWORK=off", "CGO_ENABLED=1", "GOFLAGS=-mod=mod")
-		out, err := cmd.CombinedOutput()
+		output, err := cmd.CombinedOutput()
 		if err != nil {
-			return nil, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+			return nil, fmt.Errorf("go %s failed: %w\n%s", strings.Join(args, " "), err, output)
 		}
-		return out, nil
+		return output, nil
 	}
+
 	if _, err := os.Stat(filepath.Join(build, "go.mod")); err != nil {
 		if _, err := goCmd("mod", "init", "smartgate-load/hydra"); err != nil {
-			return "", err
+			return err
 		}
 	}
-	out, err := goCmd("mod", "download", "-json", hydraModule+"@"+hydraVersion)
+	output, err := goCmd("mod", "download", "-json", hydraModule+"@"+hydraVersion)
 	if err != nil {
-		return "", err
+		return err
 	}
-	var dl struct{ GoMod string }
-	if err := json.Unmarshal(out, &dl); err != nil || dl.GoMod == "" {
-		return "", fmt.Errorf("go mod download %s@%s gave no go.mod: %v", hydraModule, hydraVersion, err)
+	var download struct{ GoMod string }
+	if err := json.Unmarshal(output, &download); err != nil || download.GoMod == "" {
+		return fmt.Errorf("go mod download %s@%s returned no go.mod path: %v", hydraModule, hydraVersion, err)
 	}
-	replaces, err := remoteReplaces(dl.GoMod)
+	replaces, err := remoteReplaces(download.GoMod)
 	if err != nil {
-		return "", err
+		return err
 	}
+
 	if _, err := goCmd("get", "-tool", hydraModule+"@"+hydraVersion); err != nil {
-		return "", err
+		return err
 	}
 	for _, r := range replaces {
 		if _, err := goCmd("mod", "edit", "-replace", r); err != nil {
-			return "", err
+			return err
 		}
 	}
 	if _, err := goCmd("mod", "tidy"); err != nil {
-		return "", err
+		return err
 	}
-	if _, err := goCmd("build", "-tags", "sqlite,sqlite_omit_load_extension", "-o", bin, hydraModule); err != nil {
-		return "", err
-	}
-	return bin, nil
+	_, err = goCmd("build", "-tags", "sqlite,sqlite_omit_load_extension", "-o", out, hydraModule)
+	return err
 }
 
 // remoteReplaces reads the replace directives of a go.mod file that point

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -252,46 +251,18 @@ func getJSON(ctx context.Context, target string, v any) error {
 func peerScenarios(tokenURL string, seedRefresh func(context.Context, int) ([]string, error),
 	seedCodes func(context.Context, int) ([]seededCode, error), keys peerKeys,
 	sizes map[string]int, warmup int, timeCap time.Duration) []scenario {
-	refresh := func(ctx context.Context, total, workers int) ([]exchange, error) {
-		families, err := seedRefresh(ctx, workers*(1+sparesPerWorker))
-		if err != nil {
-			return nil, err
-		}
-		return refreshExchanges(tokenURL, families, workers, url.Values{"client_id": {publicClient}}), nil
-	}
-	clientCredentials := func(clientID string, key crypto.Signer, alg jose.SignatureAlgorithm) func(context.Context, int, int) ([]exchange, error) {
-		return func(ctx context.Context, total, workers int) ([]exchange, error) {
-			assertions, err := signAssertions(clientID, tokenURL, key, alg, total)
-			if err != nil {
-				return nil, err
-			}
-			return sharedExchanges(workers, func(ctx context.Context, client *http.Client, i int) (int, []byte, error) {
-				return postForm(ctx, client, tokenURL, clientCredentialsForm(assertions[i], backendScope), "", "")
-			}, total), nil
-		}
-	}
-	mk := func(id string, c int, prepare func(context.Context, int, int) ([]exchange, error)) scenario {
+	mk := func(id string, c int, prepare prepareFunc) scenario {
 		return scenario{id: id, concurrency: c, requests: sizes[id], warmup: min(warmup, sizes[id]), timeCap: timeCap,
 			prepare: prepare}
 	}
 	out := []scenario{
-		mk(scenarioRefresh16, 16, refresh),
-		mk(scenarioRefresh1, 1, refresh),
-		mk(scenarioRS384, 16, clientCredentials(rs384Client, keys.rs384, jose.RS384)),
-		mk(scenarioES384, 16, clientCredentials(es384Client, keys.es384, jose.ES384)),
+		mk(scenarioRefresh16, 16, refreshPrepare(tokenURL, seedRefresh)),
+		mk(scenarioRefresh1, 1, refreshPrepare(tokenURL, seedRefresh)),
+		mk(scenarioRS384, 16, clientCredentialsPrepare(tokenURL, rs384Client, keys.rs384, jose.RS384)),
+		mk(scenarioES384, 16, clientCredentialsPrepare(tokenURL, es384Client, keys.es384, jose.ES384)),
 	}
 	if seedCodes != nil {
-		out = append(out, mk(scenarioCode16, 16, func(ctx context.Context, total, workers int) ([]exchange, error) {
-			codes, err := seedCodes(ctx, total)
-			if err != nil {
-				return nil, err
-			}
-			return sharedExchanges(workers, func(ctx context.Context, client *http.Client, i int) (int, []byte, error) {
-				form := url.Values{"grant_type": {"authorization_code"}, "code": {codes[i].code},
-					"redirect_uri": {publicRedirect}, "code_verifier": {codes[i].verifier}, "client_id": {publicClient}}
-				return postForm(ctx, client, tokenURL, form, "", "")
-			}, total), nil
-		}))
+		out = append(out, mk(scenarioCode16, 16, codePrepare(tokenURL, seedCodes)))
 	}
 	return out
 }

@@ -146,29 +146,40 @@ func clientCredentialsForm(assertion, scope string) url.Values {
 		"client_assertion":      {assertion}}
 }
 
-// smartgateScenarios returns the scenarios of smartgate with their sizes.
-func smartgateScenarios(t *smartgateTarget, sizes map[string]int, warmup int, timeCap time.Duration) []scenario {
-	tokenURL := t.url + "/token"
-	refresh := func(ctx context.Context, total, workers int) ([]exchange, error) {
-		families, err := t.seedFamilies(ctx, workers*(1+sparesPerWorker))
+// prepareFunc seeds state and signs what a scenario needs before the
+// clock starts, for total requests, and returns one exchange per worker.
+type prepareFunc func(ctx context.Context, total, workers int) ([]exchange, error)
+
+// refreshPrepare gives each worker its own refresh families from seed,
+// with spares, for the public client's refresh grant.
+func refreshPrepare(tokenURL string, seed func(context.Context, int) ([]string, error)) prepareFunc {
+	return func(ctx context.Context, total, workers int) ([]exchange, error) {
+		families, err := seed(ctx, workers*(1+sparesPerWorker))
 		if err != nil {
 			return nil, err
 		}
 		return refreshExchanges(tokenURL, families, workers, url.Values{"client_id": {publicClient}}), nil
 	}
-	clientCredentials := func(clientID string, key crypto.Signer, alg jose.SignatureAlgorithm) func(context.Context, int, int) ([]exchange, error) {
-		return func(ctx context.Context, total, workers int) ([]exchange, error) {
-			assertions, err := signAssertions(clientID, tokenURL, key, alg, total)
-			if err != nil {
-				return nil, err
-			}
-			return sharedExchanges(workers, func(ctx context.Context, client *http.Client, i int) (int, []byte, error) {
-				return postForm(ctx, client, tokenURL, clientCredentialsForm(assertions[i], backendScope), "", "")
-			}, total), nil
+}
+
+// clientCredentialsPrepare signs one private_key_jwt assertion per request
+// for a client_credentials grant.
+func clientCredentialsPrepare(tokenURL, clientID string, key crypto.Signer, alg jose.SignatureAlgorithm) prepareFunc {
+	return func(ctx context.Context, total, workers int) ([]exchange, error) {
+		assertions, err := signAssertions(clientID, tokenURL, key, alg, total)
+		if err != nil {
+			return nil, err
 		}
+		return sharedExchanges(workers, func(ctx context.Context, client *http.Client, i int) (int, []byte, error) {
+			return postForm(ctx, client, tokenURL, clientCredentialsForm(assertions[i], backendScope), "", "")
+		}, total), nil
 	}
-	code := func(ctx context.Context, total, workers int) ([]exchange, error) {
-		codes, err := t.seedCodes(ctx, total)
+}
+
+// codePrepare seeds one code per request, to be exchanged with its PKCE verifier.
+func codePrepare(tokenURL string, seed func(context.Context, int) ([]seededCode, error)) prepareFunc {
+	return func(ctx context.Context, total, workers int) ([]exchange, error) {
+		codes, err := seed(ctx, total)
 		if err != nil {
 			return nil, err
 		}
@@ -178,6 +189,11 @@ func smartgateScenarios(t *smartgateTarget, sizes map[string]int, warmup int, ti
 			return postForm(ctx, client, tokenURL, form, "", "")
 		}, total), nil
 	}
+}
+
+// smartgateScenarios returns the scenarios of smartgate with their sizes.
+func smartgateScenarios(t *smartgateTarget, sizes map[string]int, warmup int, timeCap time.Duration) []scenario {
+	tokenURL := t.url + "/token"
 	introspect := func(ctx context.Context, total, workers int) ([]exchange, error) {
 		accessTokens, err := t.accessTokens(ctx, workers)
 		if err != nil {
@@ -196,16 +212,16 @@ func smartgateScenarios(t *smartgateTarget, sizes map[string]int, warmup int, ti
 		}
 		return exchanges, nil
 	}
-	mk := func(id string, c int, prepare func(context.Context, int, int) ([]exchange, error)) scenario {
+	mk := func(id string, c int, prepare prepareFunc) scenario {
 		return scenario{id: id, concurrency: c, requests: sizes[id], warmup: min(warmup, sizes[id]), timeCap: timeCap,
 			prepare: prepare, strict: true}
 	}
 	return []scenario{
-		mk(scenarioRefresh16, 16, refresh),
-		mk(scenarioRefresh1, 1, refresh),
-		mk(scenarioRS384, 16, clientCredentials(rs384Client, t.rs384, jose.RS384)),
-		mk(scenarioES384, 16, clientCredentials(es384Client, t.es384, jose.ES384)),
-		mk(scenarioCode16, 16, code),
+		mk(scenarioRefresh16, 16, refreshPrepare(tokenURL, t.seedFamilies)),
+		mk(scenarioRefresh1, 1, refreshPrepare(tokenURL, t.seedFamilies)),
+		mk(scenarioRS384, 16, clientCredentialsPrepare(tokenURL, rs384Client, t.rs384, jose.RS384)),
+		mk(scenarioES384, 16, clientCredentialsPrepare(tokenURL, es384Client, t.es384, jose.ES384)),
+		mk(scenarioCode16, 16, codePrepare(tokenURL, t.seedCodes)),
 		mk(scenarioIntrospect, 16, introspect),
 	}
 }

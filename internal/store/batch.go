@@ -20,8 +20,9 @@ const (
 	// not keeping up, and a new call fails at once.
 	maxQueued = 10000
 	// maxQueueWait is how long a call may wait for its pipeline. A call
-	// that waited longer fails unsent, so that a hung Redis costs each
-	// request about one read timeout, not one per pipeline ahead of it.
+	// that waited longer fails unsent, so that with a hung Redis a request
+	// waits at most this plus one read timeout, not one read timeout per
+	// pipeline ahead of it.
 	maxQueueWait = 3 * time.Second
 	// onceAttempts bounds the attempts of a command that must run at most
 	// once. Only an error that shows the command did not run leads to
@@ -36,7 +37,7 @@ var (
 
 // batcher sends the hot-path commands of concurrent requests to Redis in
 // shared pipelines: one write and one read for many token requests, on
-// either side of the connection. At most one pipeline per CPU is in flight.
+// either side of the connection. At most GOMAXPROCS pipelines are in flight.
 // Commands that arrive meanwhile wait for the next one, so batching costs
 // no timer and a lone request goes out at once.
 type batcher struct {
